@@ -1,0 +1,32 @@
+/** Architecture rules, checked on every `npm test`. */
+module.exports = {
+  forbidden: [
+    {
+      name: 'domain-is-pure',
+      comment: 'domain/ holds the rules only: no AWS SDK, no Lambda tooling, no Node I/O.',
+      severity: 'error',
+      from: { path: '^domain/' },
+      to: {
+        pathNot: '^domain/',
+      },
+    },
+    {
+      name: 'application-has-no-aws',
+      comment: 'application/ talks to the world through ports; adapters implement them.',
+      severity: 'error',
+      from: { path: '^application/' },
+      to: { path: ['^adapters/', '^functions/', '^local/', '^infra/', 'node_modules/@aws-sdk', 'node_modules/@middy', 'node_modules/aws-cdk-lib'] },
+    },
+    {
+      name: 'no-circular',
+      severity: 'error',
+      from: {},
+      to: { circular: true },
+    },
+  ],
+  options: {
+    doNotFollow: { path: 'node_modules' },
+    tsPreCompilationDeps: true,
+    tsConfig: { fileName: 'tsconfig.json' },
+  },
+};

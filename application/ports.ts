@@ -1,0 +1,74 @@
+/**
+ * Ports: what the application needs from the world. Adapters (adapters/) implement
+ * them for AWS and for the local stack; tests use the same adapters against real
+ * protocol servers.
+ */
+import type { DiskController, Filesystem } from '../domain/catalog';
+
+/** Where a VM's domain lives: the SSM managed instance id of its hypervisor host. */
+export interface DiskTarget {
+  hostId: string; // `i-…` or `mi-…`
+  domain: string; // libvirt domain name, `vm-<vmId>-<userId>`
+}
+
+export interface AttachDiskRequest extends DiskTarget {
+  file: string; // absolute path of the raw disk file on shared storage
+  dev: string; // guest device, e.g. `vdb`
+  bus: DiskController;
+}
+
+export interface DetachDiskRequest extends DiskTarget {
+  dev: string;
+}
+
+export interface AttachedDisk {
+  dev: string;
+  source: string; // file path, or '-' when none
+}
+
+/**
+ * Why a hypervisor or storage command failed:
+ * - `failed`: the host ran it and it failed (bad target, duplicate device, ...);
+ * - `unknown_domain`: the domain is not defined/running on that host;
+ * - `timeout`: no answer within the bound (the command may still run: reconcile);
+ * - `unreachable`: the host could not be asked at all (offline, unknown instance).
+ */
+export type HostFailureKind = 'failed' | 'unknown_domain' | 'timeout' | 'unreachable';
+
+export class HostCommandError extends Error {
+  constructor(
+    readonly kind: HostFailureKind,
+    message: string,
+    /** Raw stderr/output for the logs; never shown to users. */
+    readonly detail?: string,
+  ) {
+    super(message);
+    this.name = 'HostCommandError';
+  }
+}
+
+/** virsh on the hypervisor hosts (SSM Run Command in AWS). Throws HostCommandError. */
+export interface Hypervisor {
+  attachDisk(request: AttachDiskRequest): Promise<void>;
+  detachDisk(request: DetachDiskRequest): Promise<void>;
+  /** `virsh domblklist`: the disks the domain has now. */
+  listDisks(target: DiskTarget): Promise<AttachedDisk[]>;
+}
+
+export interface DiskFileRef {
+  userId: number;
+  imageId: number;
+}
+
+export interface CreateDiskFileRequest extends DiskFileRef {
+  sizeMb: number;
+  filesystem: Filesystem;
+}
+
+/** Disk files on the storage host (SSM Run Command in AWS). Throws HostCommandError. */
+export interface StorageHost {
+  createDiskFile(request: CreateDiskFileRequest): Promise<void>;
+  deleteDiskFile(request: DiskFileRef): Promise<void>;
+  /** The path a hypervisor sees for this image: `<storage path>/<user id>/<image id>`. */
+  pathOf(ref: DiskFileRef): string;
+}
