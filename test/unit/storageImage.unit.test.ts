@@ -1,25 +1,93 @@
+/**
+ * The StorageImage decider, rule by rule (SPEC.md section 2 and the decider's own rules):
+ * given these events, when this command, then these events (or this error).
+ */
 import { given } from '../support/deciderSpec';
-import type { CommandContext, NewEvent, StorageImageCommand } from '../../domain/storageImage';
+import {
+  DESCRIPTION_MAX,
+  NAME_MAX,
+  SIZE_MAX_MB,
+  causeOf,
+  cc1StateOf,
+  decide,
+  evolve,
+  fold,
+  initialState,
+  streamIdOf,
+  type Actor,
+  type CommandContext,
+  type NewEvent,
+  type StorageImageCommand,
+  type StorageImageEventData,
+  type StorageImageState,
+  type VmView,
+} from '../../domain/storageImage';
+
+// ---------------------------------------------------------------------------
+// Fixtures
 
 const NOW = '2026-11-26T10:00:00.000Z';
+const LATER = '2026-11-26T10:05:00.000Z';
 const OWNER = 7101;
-const asOwner: CommandContext = { actor: { kind: 'user', userId: OWNER }, now: NOW };
-const asStranger: CommandContext = { actor: { kind: 'user', userId: 9 }, now: NOW };
-const asSystem: CommandContext = { actor: { kind: 'system', reason: 'vm-stopped' }, now: NOW };
+const OTHER = 9;
+const ADMIN = 1;
+const VM = 5;
 
-const created = (over: Partial<Extract<NewEvent, { type: 'StorageImageCreated' }>['data']> = {}): NewEvent => ({
+const ctx = (actor: Actor, now = NOW): CommandContext => ({ actor, now });
+const asOwner = ctx({ kind: 'user', userId: OWNER });
+const asStranger = ctx({ kind: 'user', userId: OTHER });
+const asPortalForOwner = ctx({ kind: 'portal', userId: OWNER });
+const asPortalForOther = ctx({ kind: 'portal', userId: OTHER });
+const asAdmin = ctx({ kind: 'admin', userId: ADMIN });
+const asSystem = ctx({ kind: 'system', reason: 'vm-stopped' });
+const asDiskWorker = ctx({ kind: 'system', reason: 'disk-file' });
+const asReconciler = ctx({ kind: 'system', reason: 'reconciled' });
+
+const ownerCause = { kind: 'user' as const, userId: OWNER };
+
+const created = (over: Partial<StorageImageEventData['StorageImageCreated']> = {}): NewEvent => ({
   type: 'StorageImageCreated',
   data: { imageId: 1, userId: OWNER, name: 'data', description: '', diskController: 'virtio', filesystem: 'ext4', sizeMb: 100, ...over },
   time: NOW,
-  cause: { kind: 'user', userId: OWNER },
+  cause: ownerCause,
 });
 const ready: NewEvent = { type: 'StorageImageDiskReady', data: {}, time: NOW, cause: { kind: 'system', reason: 'disk-file' } };
-const attached = (vmId = 5, diskDev = 'vdb'): NewEvent => ({
-  type: 'StorageImageAttached',
-  data: { vmId, diskDev, mode: 'hot' },
+const diskFailed = (reason = 'mkfs failed'): NewEvent => ({
+  type: 'StorageImageDiskFailed',
+  data: { reason },
   time: NOW,
-  cause: { kind: 'user', userId: OWNER },
+  cause: { kind: 'system', reason: 'disk-file' },
 });
+const edited = (data: StorageImageEventData['StorageImageEdited']): NewEvent => ({ type: 'StorageImageEdited', data, time: NOW, cause: ownerCause });
+const attachRequested = (vmId = VM, diskDev = 'vdb'): NewEvent => ({
+  type: 'StorageImageAttachRequested',
+  data: { vmId, diskDev },
+  time: NOW,
+  cause: ownerCause,
+});
+const attached = (vmId = VM, diskDev = 'vdb', mode: 'hot' | 'boot' = 'hot'): NewEvent => ({
+  type: 'StorageImageAttached',
+  data: { vmId, diskDev, mode },
+  time: NOW,
+  cause: ownerCause,
+});
+const attachFailed = (vmId = VM, diskDev = 'vdb', reason = 'virsh failed'): NewEvent => ({
+  type: 'StorageImageAttachFailed',
+  data: { vmId, diskDev, reason },
+  time: NOW,
+  cause: ownerCause,
+});
+const detached = (vmId = VM, diskDev = 'vdb'): NewEvent => ({ type: 'StorageImageDetached', data: { vmId, diskDev }, time: NOW, cause: ownerCause });
+const revoked: NewEvent = { type: 'StorageImageRevoked', data: {}, time: NOW, cause: ownerCause };
+
+/** Histories that put the image in each state. */
+const ADDING = [created()];
+const OK = [created(), ready];
+const FAILED = [created(), diskFailed()];
+const ATTACHING = [...OK, attachRequested()];
+const ATTACHED = [...OK, attachRequested(), attached()];
+const REVOKED = [...OK, revoked];
+
 const create = (over: Partial<Extract<StorageImageCommand, { type: 'CreateStorageImage' }>> = {}): StorageImageCommand => ({
   type: 'CreateStorageImage',
   imageId: 1,
@@ -31,27 +99,578 @@ const create = (over: Partial<Extract<StorageImageCommand, { type: 'CreateStorag
   quota: { limitMb: 1000, usedMb: 0 },
   ...over,
 });
+const edit = (over: Omit<Extract<StorageImageCommand, { type: 'EditStorageImage' }>, 'type'>): StorageImageCommand => ({ type: 'EditStorageImage', ...over });
+const running = (over: Partial<VmView> = {}): VmView => ({ vmId: VM, userId: OWNER, running: true, ...over });
+const notRunning = (over: Partial<VmView> = {}): VmView => running({ running: false, ...over });
+/** `null` stands for a VM the directory does not know (a default parameter would swallow `undefined`). */
+const hotAttach = (vm: VmView | null = running(), diskDev = 'vdb'): StorageImageCommand => ({ type: 'RequestHotAttach', vm: vm ?? undefined, diskDev });
+const confirm = (vmId = VM, diskDev = 'vdb'): StorageImageCommand => ({ type: 'ConfirmAttach', vmId, diskDev });
+const failAttach = (vmId = VM, diskDev = 'vdb', reason = 'virsh failed'): StorageImageCommand => ({ type: 'FailAttach', vmId, diskDev, reason });
+const atBoot = (vm: VmView | null = notRunning(), diskDev = 'sdb', vmId = VM): StorageImageCommand => ({
+  type: 'AttachAtBoot',
+  vm: vm ?? undefined,
+  vmId,
+  diskDev,
+});
+const detach = (vmId?: number): StorageImageCommand => (vmId === undefined ? { type: 'Detach' } : { type: 'Detach', vmId });
+const vmStopped = (vmId = VM): StorageImageCommand => ({ type: 'DetachStoppedVm', vmId });
+const REVOKE: StorageImageCommand = { type: 'RevokeStorageImage' };
+const MARK_READY: StorageImageCommand = { type: 'MarkDiskReady' };
+const MARK_FAILED: StorageImageCommand = { type: 'MarkDiskFailed', reason: 'mkfs failed' };
 
-describe('StorageImage rules', () => {
-  test('create: a valid image is created in state adding', () => {
+/** A history whose image is on `controller`, ready to be attached. */
+const okOn = (diskController: StorageImageEventData['StorageImageCreated']['diskController']) => [created({ diskController }), ready];
+
+// ---------------------------------------------------------------------------
+// Ownership and lookup
+
+describe('ownership: storage images are private (image_permission); admin and system may act on any', () => {
+  test('another user gets image_permission', () => {
+    given(OK).when(REVOKE, asStranger).thenFails('image_permission');
+  });
+  test('another user cannot read-modify either: edit and attach are refused with image_permission', () => {
+    given(OK).when(edit({ name: 'mine' }), asStranger).thenFails('image_permission');
+    given(OK).when(hotAttach(running({ userId: OTHER })), asStranger).thenFails('image_permission');
+  });
+  test('a portal acting for another user gets image_permission', () => {
+    given(OK).when(edit({ name: 'x' }), asPortalForOther).thenFails('image_permission');
+  });
+  test('a portal acting for the owner may act', () => {
+    given(OK).when(edit({ name: 'x' }), asPortalForOwner).then([{ type: 'StorageImageEdited', data: { name: 'x' } }]);
+  });
+  test('the owner may act', () => {
+    given(OK).when(REVOKE, asOwner).then([{ type: 'StorageImageRevoked', data: {} }]);
+  });
+  test('an admin may act on any image (CC1 admin_get)', () => {
+    given(OK).when(REVOKE, asAdmin).then([{ type: 'StorageImageRevoked', data: {} }]);
+    given(ATTACHED).when(detach(), asAdmin).then([{ type: 'StorageImageDetached', data: { vmId: VM, diskDev: 'vdb' } }]);
+  });
+  test('the system may act on any image', () => {
+    given(ADDING).when(MARK_READY, asDiskWorker).then([{ type: 'StorageImageDiskReady', data: {} }]);
+    given(ATTACHED).when(vmStopped(), asSystem).then([{ type: 'StorageImageDetached', data: { vmId: VM, diskDev: 'vdb' } }]);
+  });
+});
+
+describe('unknown id: image_get', () => {
+  const commands: StorageImageCommand[] = [
+    MARK_READY,
+    MARK_FAILED,
+    edit({ name: 'x' }),
+    hotAttach(),
+    confirm(),
+    failAttach(),
+    atBoot(),
+    detach(),
+    vmStopped(),
+    REVOKE,
+  ];
+  test.each(commands.map((c) => [c.type, c] as const))('%s on an image that does not exist is image_get', (_type, command) => {
+    given([]).when(command, asOwner).thenFails('image_get');
+  });
+  test('an admin asking for an unknown id gets image_get too, not a permission error', () => {
+    given([]).when(REVOKE, asAdmin).thenFails('image_get');
+  });
+});
+
+// ---------------------------------------------------------------------------
+// Create
+
+describe('create: validation', () => {
+  test('a valid image is created in state adding, owned by the caller', () => {
     given([]).when(create(), asOwner).then([created()]);
+    expect(fold([created()]).status).toBe('adding');
   });
-  test('create: size < 1 is image_invalid_size', () => {
-    given([]).when(create({ sizeMb: 0 }), asOwner).thenFails('image_invalid_size');
+  test('a portal creates the image for the user it acts for', () => {
+    given([]).when(create(), asPortalForOwner).then([created({ userId: OWNER })]);
   });
-  test('create: the quota must hold the new size (user_storage_limit)', () => {
-    given([]).when(create({ sizeMb: 101, quota: { limitMb: 1000, usedMb: 900 } }), asOwner).thenFails('user_storage_limit');
+  test('the system does not create images', () => {
+    given([]).when(create(), asSystem).thenFails('validation');
   });
-  test('ownership: another user gets image_permission', () => {
-    given([created(), ready]).when({ type: 'RevokeStorageImage' }, asStranger).thenFails('image_permission');
+  test('creating over an existing stream is a concurrency_conflict', () => {
+    given(ADDING).when(create(), asOwner).thenFails('concurrency_conflict');
   });
-  test('detach: only from the VM it is on', () => {
-    given([created(), ready, attached(5)]).when({ type: 'Detach', vmId: 6 }, asOwner).thenFails('storage_image_detach');
+  test(`name: ${NAME_MAX} characters are fine, counted in code points (45 emoji)`, () => {
+    const name = '😀'.repeat(NAME_MAX); // 90 UTF-16 units, 45 code points
+    expect(name.length).toBe(90);
+    given([]).when(create({ name }), asOwner).then([created({ name })]);
   });
-  test('vm stopped: detaches in the records, once', () => {
-    given([created(), ready, attached(5)]).when({ type: 'DetachStoppedVm', vmId: 5 }, asSystem).then([
-      { type: 'StorageImageDetached', data: { vmId: 5, diskDev: 'vdb' } },
-    ]);
-    given([created(), ready]).when({ type: 'DetachStoppedVm', vmId: 5 }, asSystem).thenNothing();
+  test(`name: ${NAME_MAX + 1} characters are refused (validation)`, () => {
+    given([]).when(create({ name: '😀'.repeat(NAME_MAX + 1) }), asOwner).thenFails('validation', /name/);
+    given([]).when(create({ name: 'a'.repeat(NAME_MAX + 1) }), asOwner).thenFails('validation', /name/);
+  });
+  test('name: empty is refused (validation)', () => {
+    given([]).when(create({ name: '' }), asOwner).thenFails('validation', /name/);
+  });
+  test('name: blank is refused (validation)', () => {
+    given([]).when(create({ name: '   \t' }), asOwner).thenFails('validation', /blank/);
+  });
+  test('name: one character is fine', () => {
+    given([]).when(create({ name: 'a' }), asOwner).then([created({ name: 'a' })]);
+  });
+  test(`description: empty and ${DESCRIPTION_MAX} characters are fine`, () => {
+    given([]).when(create({ description: '' }), asOwner).then([created({ description: '' })]);
+    const description = 'é'.repeat(DESCRIPTION_MAX);
+    given([]).when(create({ description }), asOwner).then([created({ description })]);
+  });
+  test(`description: ${DESCRIPTION_MAX + 1} characters are refused (validation)`, () => {
+    given([]).when(create({ description: 'x'.repeat(DESCRIPTION_MAX + 1) }), asOwner).thenFails('validation', /description/);
+  });
+  test('unknown disk controller is refused (validation)', () => {
+    given([])
+      .when(create({ diskController: 'floppy' as never }), asOwner)
+      .thenFails('validation', /controller/);
+  });
+  test('unknown filesystem is refused (validation)', () => {
+    given([])
+      .when(create({ filesystem: 'btrfs' as never }), asOwner)
+      .thenFails('validation', /filesystem/);
+  });
+  test.each(['scsi', 'virtio', 'ide', 'sata', 'usb'] as const)('every CC1 controller may be chosen: %s', (diskController) => {
+    given([]).when(create({ diskController }), asOwner).then([created({ diskController })]);
+  });
+  test.each(['raw', 'fat32', 'ext4', 'reiserfs', 'xfs', 'ntfs'] as const)('every CC1 filesystem may be chosen: %s', (filesystem) => {
+    given([]).when(create({ filesystem }), asOwner).then([created({ filesystem })]);
+  });
+});
+
+describe('create: size (image_invalid_size)', () => {
+  test.each([0, -1, -100])('size %p < 1 is image_invalid_size', (sizeMb) => {
+    given([]).when(create({ sizeMb }), asOwner).thenFails('image_invalid_size');
+  });
+  test.each([1.5, 0.5, Number.NaN, Number.POSITIVE_INFINITY])('non-integer size %p is image_invalid_size', (sizeMb) => {
+    given([]).when(create({ sizeMb }), asOwner).thenFails('image_invalid_size');
+  });
+  test(`size > ${SIZE_MAX_MB} is image_invalid_size`, () => {
+    given([])
+      .when(create({ sizeMb: SIZE_MAX_MB + 1, quota: { limitMb: 10 * SIZE_MAX_MB, usedMb: 0 } }), asOwner)
+      .thenFails('image_invalid_size');
+  });
+  test(`sizes 1 and ${SIZE_MAX_MB} are fine`, () => {
+    given([]).when(create({ sizeMb: 1 }), asOwner).then([created({ sizeMb: 1 })]);
+    const quota = { limitMb: SIZE_MAX_MB, usedMb: 0 };
+    given([]).when(create({ sizeMb: SIZE_MAX_MB, quota }), asOwner).then([created({ sizeMb: SIZE_MAX_MB })]);
+  });
+});
+
+describe('create: quota (user_storage_limit)', () => {
+  test('the quota must hold the new size', () => {
+    given([])
+      .when(create({ sizeMb: 101, quota: { limitMb: 1000, usedMb: 900 } }), asOwner)
+      .thenFails('user_storage_limit');
+  });
+  test('exactly at the limit is fine', () => {
+    given([])
+      .when(create({ sizeMb: 100, quota: { limitMb: 1000, usedMb: 900 } }), asOwner)
+      .then([created({ sizeMb: 100 })]);
+  });
+  test('a quota used up already refuses even 1 MB', () => {
+    given([])
+      .when(create({ sizeMb: 1, quota: { limitMb: 1000, usedMb: 1000 } }), asOwner)
+      .thenFails('user_storage_limit');
+  });
+});
+
+// ---------------------------------------------------------------------------
+// Disk file
+
+describe('disk file: MarkDiskReady / MarkDiskFailed only from adding; repeats change nothing', () => {
+  test('ready: adding -> ok', () => {
+    given(ADDING).when(MARK_READY, asDiskWorker).then([{ type: 'StorageImageDiskReady', data: {} }]);
+  });
+  test('failed: adding -> failed, with the reason', () => {
+    given(ADDING).when(MARK_FAILED, asDiskWorker).then([{ type: 'StorageImageDiskFailed', data: { reason: 'mkfs failed' } }]);
+  });
+  test('a repeated MarkDiskReady is a no-op', () => {
+    given(OK).when(MARK_READY, asDiskWorker).thenNothing();
+  });
+  test('a repeated MarkDiskFailed is a no-op', () => {
+    given(FAILED).when(MARK_FAILED, asDiskWorker).thenNothing();
+  });
+  test('a late result after the other one changes nothing', () => {
+    given(OK).when(MARK_FAILED, asDiskWorker).thenNothing();
+    given(FAILED).when(MARK_READY, asDiskWorker).thenNothing();
+  });
+  test('a disk result on a revoked image changes nothing', () => {
+    given(REVOKED).when(MARK_READY, asDiskWorker).thenNothing();
+  });
+});
+
+// ---------------------------------------------------------------------------
+// Edit
+
+describe('edit: name, description, controller while ok or adding (image_edit otherwise)', () => {
+  test('allowed in state ok', () => {
+    given(OK)
+      .when(edit({ name: 'backup', description: 'nightly', diskController: 'usb' }), asOwner)
+      .then([{ type: 'StorageImageEdited', data: { name: 'backup', description: 'nightly', diskController: 'usb' } }]);
+  });
+  test('allowed in state adding', () => {
+    given(ADDING).when(edit({ name: 'backup' }), asOwner).then([{ type: 'StorageImageEdited', data: { name: 'backup' } }]);
+  });
+  test('refused in state failed (image_edit)', () => {
+    given(FAILED).when(edit({ name: 'backup' }), asOwner).thenFails('image_edit');
+  });
+  test('refused on a revoked image (image_edit)', () => {
+    given(REVOKED).when(edit({ name: 'backup' }), asOwner).thenFails('image_edit');
+  });
+  test('a no-op edit yields no event', () => {
+    given(OK).when(edit({ name: 'data', description: '', diskController: 'virtio' }), asOwner).thenNothing();
+    given(OK).when(edit({}), asOwner).thenNothing();
+  });
+  test('only the fields that change are in the event', () => {
+    given(OK)
+      .when(edit({ name: 'data', description: 'new' }), asOwner)
+      .then([{ type: 'StorageImageEdited', data: { description: 'new' } }]);
+  });
+  test('edit validates like create: name length, blank name, description length, controller', () => {
+    given(OK).when(edit({ name: 'x'.repeat(NAME_MAX + 1) }), asOwner).thenFails('validation');
+    given(OK).when(edit({ name: '  ' }), asOwner).thenFails('validation');
+    given(OK).when(edit({ name: '' }), asOwner).thenFails('validation');
+    given(OK).when(edit({ description: 'x'.repeat(DESCRIPTION_MAX + 1) }), asOwner).thenFails('validation');
+    given(OK).when(edit({ diskController: 'floppy' as never }), asOwner).thenFails('validation');
+  });
+  test('controller change is refused while attached (image_attached)', () => {
+    given(ATTACHED).when(edit({ diskController: 'usb' }), asOwner).thenFails('image_attached');
+  });
+  test('controller change is refused while being attached (image_attached)', () => {
+    given(ATTACHING).when(edit({ diskController: 'usb' }), asOwner).thenFails('image_attached');
+  });
+  test('name and description may change while attached', () => {
+    given(ATTACHED)
+      .when(edit({ name: 'live', diskController: 'virtio' }), asOwner)
+      .then([{ type: 'StorageImageEdited', data: { name: 'live' } }]);
+  });
+});
+
+// ---------------------------------------------------------------------------
+// Hot attach
+
+describe('hot attach (RequestHotAttach)', () => {
+  test('a running VM of the owner and a virtio disk: the device is claimed', () => {
+    given(OK).when(hotAttach(running(), 'vdb'), asOwner).then([{ type: 'StorageImageAttachRequested', data: { vmId: VM, diskDev: 'vdb' } }]);
+  });
+  test('usb is live-capable too', () => {
+    given(okOn('usb')).when(hotAttach(running(), 'sdb'), asOwner).then([{ type: 'StorageImageAttachRequested', data: { vmId: VM, diskDev: 'sdb' } }]);
+  });
+  test('unknown VM is vm_get', () => {
+    given(OK).when(hotAttach(null), asOwner).thenFails('vm_get');
+  });
+  test('a VM of another user is vm_get', () => {
+    given(OK).when(hotAttach(running({ userId: OTHER })), asOwner).thenFails('vm_get');
+  });
+  test('an admin cannot plug an image into a VM of another user either (vm_get)', () => {
+    given(OK).when(hotAttach(running({ userId: OTHER })), asAdmin).thenFails('vm_get');
+  });
+  test('a VM that is not running is storage_image_attach, pointing at the boot-time route', () => {
+    given(OK).when(hotAttach(notRunning()), asOwner).thenFails('storage_image_attach', new RegExp(`POST /vms/${VM}/disks`));
+  });
+  test.each(['scsi', 'ide', 'sata'] as const)('a %s disk cannot be hot plugged (storage_image_attach)', (controller) => {
+    given(okOn(controller)).when(hotAttach(running(), 'sdb'), asOwner).thenFails('storage_image_attach', /virtio and usb/);
+  });
+  test('already attached is image_attached', () => {
+    given(ATTACHED).when(hotAttach(running(), 'vdc'), asOwner).thenFails('image_attached', /attached to this VM/);
+    given(ATTACHED).when(hotAttach(running({ vmId: 6 }), 'vdb'), asOwner).thenFails('image_attached', /another VM/);
+  });
+  test('being attached is image_attached', () => {
+    given(ATTACHING).when(hotAttach(running(), 'vdc'), asOwner).thenFails('image_attached', /being attached/);
+  });
+  test('state adding is storage_image_attach', () => {
+    given(ADDING).when(hotAttach(), asOwner).thenFails('storage_image_attach', /adding/);
+  });
+  test('state failed is storage_image_attach', () => {
+    given(FAILED).when(hotAttach(), asOwner).thenFails('storage_image_attach', /failed/);
+  });
+  test('a revoked image cannot be attached (storage_image_attach)', () => {
+    given(REVOKED).when(hotAttach(), asOwner).thenFails('storage_image_attach');
+  });
+  test('an image detached after a failed attach can be attached again', () => {
+    given([...ATTACHING, attachFailed()]).when(hotAttach(), asOwner).then([{ type: 'StorageImageAttachRequested', data: { vmId: VM, diskDev: 'vdb' } }]);
+  });
+  test('an image detached can be attached again', () => {
+    given([...ATTACHED, detached()]).when(hotAttach(running(), 'vdc'), asOwner).then([{ type: 'StorageImageAttachRequested', data: { vmId: VM, diskDev: 'vdc' } }]);
+  });
+});
+
+describe('ConfirmAttach: only after a request with the same VM and device; a repeat is a no-op', () => {
+  test('after the request: Attached (hot)', () => {
+    given(ATTACHING).when(confirm(), asOwner).then([{ type: 'StorageImageAttached', data: { vmId: VM, diskDev: 'vdb', mode: 'hot' } }]);
+  });
+  test('the reconciler may confirm too', () => {
+    given(ATTACHING).when(confirm(), asReconciler).then([{ type: 'StorageImageAttached', data: { vmId: VM, diskDev: 'vdb', mode: 'hot' } }]);
+  });
+  test('without a request it is refused (storage_image_attach)', () => {
+    given(OK).when(confirm(), asOwner).thenFails('storage_image_attach');
+  });
+  test('for another VM it is refused (storage_image_attach)', () => {
+    given(ATTACHING).when(confirm(6, 'vdb'), asOwner).thenFails('storage_image_attach');
+  });
+  test('for another device it is refused (storage_image_attach)', () => {
+    given(ATTACHING).when(confirm(VM, 'vdc'), asOwner).thenFails('storage_image_attach');
+  });
+  test('after a failed attach it is refused (storage_image_attach)', () => {
+    given([...ATTACHING, attachFailed()]).when(confirm(), asOwner).thenFails('storage_image_attach');
+  });
+  test('a repeat is a no-op', () => {
+    given(ATTACHED).when(confirm(), asOwner).thenNothing();
+  });
+});
+
+describe('FailAttach frees the image', () => {
+  test('attaching -> AttachFailed, and the image is detached again', () => {
+    const [event] = given(ATTACHING)
+      .when(failAttach(VM, 'vdb', 'timeout'), asOwner)
+      .then([{ type: 'StorageImageAttachFailed', data: { vmId: VM, diskDev: 'vdb', reason: 'timeout' } }]);
+    expect(fold([...ATTACHING, event!])).toEqual({ status: 'ok', image: expect.anything(), attachment: null });
+  });
+  test('no attach in progress to that VM/device: no-op (a repeat, or a stale failure)', () => {
+    given(OK).when(failAttach(), asOwner).thenNothing();
+    given(ATTACHED).when(failAttach(), asOwner).thenNothing();
+    given(ATTACHING).when(failAttach(VM, 'vdc'), asOwner).thenNothing();
+    given(ATTACHING).when(failAttach(6, 'vdb'), asOwner).thenNothing();
+    given([...ATTACHING, attachFailed()]).when(failAttach(), asOwner).thenNothing();
+  });
+});
+
+// ---------------------------------------------------------------------------
+// Attach at boot (VM creation support)
+
+describe('AttachAtBoot: any bus, for a VM not running (or not yet known); refused for a running VM', () => {
+  test.each(['scsi', 'virtio', 'ide', 'sata', 'usb'] as const)('a %s disk on a VM not running is recorded as attached (boot)', (controller) => {
+    given(okOn(controller))
+      .when(atBoot(notRunning(), 'sdb'), asPortalForOwner)
+      .then([{ type: 'StorageImageAttached', data: { vmId: VM, diskDev: 'sdb', mode: 'boot' } }]);
+  });
+  test('a VM not yet known to the directory is fine', () => {
+    given(OK).when(atBoot(null, 'vdb'), asAdmin).then([{ type: 'StorageImageAttached', data: { vmId: VM, diskDev: 'vdb', mode: 'boot' } }]);
+  });
+  test('a running VM is refused (storage_image_attach)', () => {
+    given(OK).when(atBoot(running(), 'vdb'), asOwner).thenFails('storage_image_attach', /running/);
+  });
+  test('a VM of another user is vm_get', () => {
+    given(OK).when(atBoot(notRunning({ userId: OTHER })), asPortalForOwner).thenFails('vm_get');
+  });
+  test('an image attached elsewhere is image_attached', () => {
+    given(ATTACHED).when(atBoot(notRunning({ vmId: 6 }), 'sdb', 6), asOwner).thenFails('image_attached');
+  });
+  test('an image in state adding/failed/revoked is refused', () => {
+    given(ADDING).when(atBoot(), asOwner).thenFails('storage_image_attach');
+    given(FAILED).when(atBoot(), asOwner).thenFails('storage_image_attach');
+    given(REVOKED).when(atBoot(), asOwner).thenFails('storage_image_attach');
+  });
+  test('a repeat of the same boot attach is a no-op', () => {
+    given([...OK, attached(VM, 'sdb', 'boot')]).when(atBoot(notRunning(), 'sdb'), asOwner).thenNothing();
+  });
+});
+
+// ---------------------------------------------------------------------------
+// Detach
+
+describe('detach (storage_image_detach when it fails)', () => {
+  test('an attached image is detached from its VM and device', () => {
+    given(ATTACHED).when(detach(VM), asOwner).then([{ type: 'StorageImageDetached', data: { vmId: VM, diskDev: 'vdb' } }]);
+  });
+  test('without a VM id, from the VM it is on', () => {
+    given(ATTACHED).when(detach(), asOwner).then([{ type: 'StorageImageDetached', data: { vmId: VM, diskDev: 'vdb' } }]);
+  });
+  test('a boot-attached image can be detached', () => {
+    given([...OK, attached(VM, 'sdb', 'boot')]).when(detach(), asOwner).then([{ type: 'StorageImageDetached', data: { vmId: VM, diskDev: 'sdb' } }]);
+  });
+  test('not attached is storage_image_detach', () => {
+    given(OK).when(detach(), asOwner).thenFails('storage_image_detach', /not attached/);
+    given(ADDING).when(detach(), asOwner).thenFails('storage_image_detach');
+    given(REVOKED).when(detach(), asOwner).thenFails('storage_image_detach');
+  });
+  test('only from the VM it is on (storage_image_detach)', () => {
+    given(ATTACHED).when(detach(6), asOwner).thenFails('storage_image_detach', /VM 6/);
+  });
+  test('an attach in progress is storage_image_detach', () => {
+    given(ATTACHING).when(detach(), asOwner).thenFails('storage_image_detach', /in progress/);
+  });
+});
+
+describe('VM stopped (DetachStoppedVm): records only, system cause vm-stopped', () => {
+  test('detaches in the records, with the system cause vm-stopped', () => {
+    const events = given(ATTACHED).when(vmStopped(), asSystem).then([{ type: 'StorageImageDetached', data: { vmId: VM, diskDev: 'vdb' } }]);
+    expect(events[0]!.cause).toEqual({ kind: 'system', reason: 'vm-stopped' });
+  });
+  test('no-op when the image is not on that VM', () => {
+    given(OK).when(vmStopped(), asSystem).thenNothing();
+    given(ATTACHED).when(vmStopped(6), asSystem).thenNothing();
+    given(ATTACHING).when(vmStopped(6), asSystem).thenNothing();
+  });
+  test('a repeat is a no-op', () => {
+    given([...ATTACHED, detached()]).when(vmStopped(), asSystem).thenNothing();
+  });
+  test('an attach in progress becomes AttachFailed', () => {
+    given(ATTACHING)
+      .when(vmStopped(), asSystem)
+      .then([{ type: 'StorageImageAttachFailed', data: { vmId: VM, diskDev: 'vdb', reason: 'VM stopped during attach' } }]);
+  });
+  test('a revoked image changes nothing', () => {
+    given(REVOKED).when(vmStopped(), asSystem).thenNothing();
+  });
+});
+
+// ---------------------------------------------------------------------------
+// Revoke
+
+describe('revoke: only when detached (image_attached) and ok (image_delete)', () => {
+  test('a detached ok image is revoked', () => {
+    given(OK).when(REVOKE, asOwner).then([{ type: 'StorageImageRevoked', data: {} }]);
+  });
+  test('attached is image_attached', () => {
+    given(ATTACHED).when(REVOKE, asOwner).thenFails('image_attached');
+  });
+  test('being attached is image_attached', () => {
+    given(ATTACHING).when(REVOKE, asOwner).thenFails('image_attached');
+  });
+  test('state adding is image_delete', () => {
+    given(ADDING).when(REVOKE, asOwner).thenFails('image_delete');
+  });
+  test('state failed is image_delete', () => {
+    given(FAILED).when(REVOKE, asOwner).thenFails('image_delete');
+  });
+  test('revoking a revoked image is a no-op', () => {
+    given(REVOKED).when(REVOKE, asOwner).thenNothing();
+  });
+  test('a revoked image keeps its owner: a stranger still gets image_permission', () => {
+    given(REVOKED).when(REVOKE, asStranger).thenFails('image_permission');
+  });
+});
+
+describe('revoked images: edit and attach refused', () => {
+  test('edit is image_edit', () => {
+    given(REVOKED).when(edit({ description: 'again' }), asOwner).thenFails('image_edit');
+  });
+  test('hot attach is storage_image_attach', () => {
+    given(REVOKED).when(hotAttach(), asOwner).thenFails('storage_image_attach');
+  });
+  test('boot attach is storage_image_attach', () => {
+    given(REVOKED).when(atBoot(), asOwner).thenFails('storage_image_attach');
+  });
+});
+
+// ---------------------------------------------------------------------------
+// evolve / fold
+
+describe('evolve: the state after each event', () => {
+  const image = {
+    imageId: 1,
+    userId: OWNER,
+    name: 'data',
+    description: '',
+    diskController: 'virtio' as const,
+    filesystem: 'ext4' as const,
+    sizeMb: 100,
+    creationDate: NOW,
+  };
+
+  test('initial state is none', () => {
+    expect(initialState()).toEqual({ status: 'none' });
+    expect(fold([])).toEqual({ status: 'none' });
+  });
+  test('Created -> adding, creationDate is the event time', () => {
+    expect(evolve(initialState(), created())).toEqual({ status: 'adding', image });
+  });
+  test('DiskReady -> ok, detached', () => {
+    expect(fold(OK)).toEqual({ status: 'ok', image, attachment: null });
+  });
+  test('DiskFailed -> failed with the reason', () => {
+    expect(fold(FAILED)).toEqual({ status: 'failed', image, reason: 'mkfs failed' });
+  });
+  test('Edited -> the changed fields only, the rest kept', () => {
+    expect(fold([...OK, edited({ name: 'n2' })])).toEqual({ status: 'ok', image: { ...image, name: 'n2' }, attachment: null });
+    expect(fold([...ADDING, edited({ description: 'd', diskController: 'scsi' })])).toEqual({
+      status: 'adding',
+      image: { ...image, description: 'd', diskController: 'scsi' },
+    });
+  });
+  test('Edited while attached keeps the attachment', () => {
+    const state = fold([...ATTACHED, edited({ name: 'n2' })]);
+    expect(state).toMatchObject({ status: 'ok', image: { name: 'n2' }, attachment: { phase: 'attached', vmId: VM } });
+  });
+  test('AttachRequested -> ok, attaching to the VM and device', () => {
+    const later = { ...attachRequested(), time: LATER };
+    expect(fold([...OK, later])).toEqual({ status: 'ok', image, attachment: { phase: 'attaching', vmId: VM, diskDev: 'vdb', since: LATER } });
+  });
+  test('Attached -> ok, attached with its mode', () => {
+    expect(fold(ATTACHED)).toEqual({ status: 'ok', image, attachment: { phase: 'attached', vmId: VM, diskDev: 'vdb', mode: 'hot', since: NOW } });
+    expect(fold([...OK, attached(VM, 'sdb', 'boot')])).toEqual({
+      status: 'ok',
+      image,
+      attachment: { phase: 'attached', vmId: VM, diskDev: 'sdb', mode: 'boot', since: NOW },
+    });
+  });
+  test('AttachFailed -> ok, detached', () => {
+    expect(fold([...ATTACHING, attachFailed()])).toEqual({ status: 'ok', image, attachment: null });
+  });
+  test('Detached -> ok, detached', () => {
+    expect(fold([...ATTACHED, detached()])).toEqual({ status: 'ok', image, attachment: null });
+  });
+  test('Revoked -> locked', () => {
+    expect(fold(REVOKED)).toEqual({ status: 'locked', image });
+  });
+  test('an event other than Created on an empty stream changes nothing', () => {
+    expect(evolve(initialState(), ready)).toEqual({ status: 'none' });
+    expect(evolve(initialState(), revoked)).toEqual({ status: 'none' });
+  });
+  test('fold continues from a given state (snapshot)', () => {
+    const snapshot = fold(OK);
+    expect(fold([attachRequested(), attached()], snapshot)).toEqual(fold(ATTACHED));
+  });
+  test('CC1 state names: adding, failed, ok, locked', () => {
+    const name = (events: NewEvent[]) => cc1StateOf(fold(events) as Exclude<StorageImageState, { status: 'none' }>);
+    expect([name(ADDING), name(FAILED), name(OK), name(ATTACHED), name(REVOKED)]).toEqual(['adding', 'failed', 'ok', 'ok', 'locked']);
+  });
+  test('decide then evolve: a whole life cycle', () => {
+    let state: StorageImageState = initialState();
+    const run = (command: StorageImageCommand, c: CommandContext) => {
+      const events = decide(command, state, c);
+      state = fold(events, state);
+      return events.map((e) => e.type);
+    };
+    expect(run(create(), asOwner)).toEqual(['StorageImageCreated']);
+    expect(run(MARK_READY, asDiskWorker)).toEqual(['StorageImageDiskReady']);
+    expect(run(hotAttach(), asOwner)).toEqual(['StorageImageAttachRequested']);
+    expect(run(confirm(), asOwner)).toEqual(['StorageImageAttached']);
+    expect(run(vmStopped(), asSystem)).toEqual(['StorageImageDetached']);
+    expect(run(REVOKE, asOwner)).toEqual(['StorageImageRevoked']);
+    expect(state.status).toBe('locked');
+  });
+  test('streams are named image-<id>', () => {
+    expect(streamIdOf(42)).toBe('image-42');
+  });
+});
+
+// ---------------------------------------------------------------------------
+// Envelope: time and cause
+
+describe('every event carries its time and who caused it', () => {
+  test('causeOf: user, admin and portal carry the user id; system carries its reason', () => {
+    expect(causeOf({ kind: 'user', userId: 3 })).toEqual({ kind: 'user', userId: 3 });
+    expect(causeOf({ kind: 'admin', userId: 1 })).toEqual({ kind: 'admin', userId: 1 });
+    expect(causeOf({ kind: 'portal', userId: 3 })).toEqual({ kind: 'portal', userId: 3 });
+    expect(causeOf({ kind: 'system', reason: 'vm-stopped' })).toEqual({ kind: 'system', reason: 'vm-stopped' });
+  });
+
+  const cases: Array<[string, NewEvent[], StorageImageCommand, CommandContext, Record<string, unknown>]> = [
+    ['Created by a user', [], create(), ctx({ kind: 'user', userId: OWNER }, LATER), { kind: 'user', userId: OWNER }],
+    ['Created by a portal', [], create(), ctx({ kind: 'portal', userId: OWNER }, LATER), { kind: 'portal', userId: OWNER }],
+    ['DiskReady by the system', ADDING, MARK_READY, ctx({ kind: 'system', reason: 'disk-file' }, LATER), { kind: 'system', reason: 'disk-file' }],
+    ['DiskFailed by the system', ADDING, MARK_FAILED, ctx({ kind: 'system', reason: 'disk-file' }, LATER), { kind: 'system', reason: 'disk-file' }],
+    ['Edited by an admin', OK, edit({ name: 'z' }), ctx({ kind: 'admin', userId: ADMIN }, LATER), { kind: 'admin', userId: ADMIN }],
+    ['AttachRequested by a user', OK, hotAttach(), ctx({ kind: 'user', userId: OWNER }, LATER), { kind: 'user', userId: OWNER }],
+    ['Attached by the reconciler', ATTACHING, confirm(), ctx({ kind: 'system', reason: 'reconciled' }, LATER), { kind: 'system', reason: 'reconciled' }],
+    ['AttachFailed by a user', ATTACHING, failAttach(), ctx({ kind: 'user', userId: OWNER }, LATER), { kind: 'user', userId: OWNER }],
+    ['Attached at boot by a portal', OK, atBoot(), ctx({ kind: 'portal', userId: OWNER }, LATER), { kind: 'portal', userId: OWNER }],
+    ['Detached by an admin', ATTACHED, detach(), ctx({ kind: 'admin', userId: ADMIN }, LATER), { kind: 'admin', userId: ADMIN }],
+    ['Detached on VM stop', ATTACHED, vmStopped(), ctx({ kind: 'system', reason: 'vm-stopped' }, LATER), { kind: 'system', reason: 'vm-stopped' }],
+    ['Revoked by a user', OK, REVOKE, ctx({ kind: 'user', userId: OWNER }, LATER), { kind: 'user', userId: OWNER }],
+  ];
+  test.each(cases)('%s: time is the command time, cause is the actor', (_name, history, command, c, cause) => {
+    const events = decide(command, fold(history), c);
+    expect(events).toHaveLength(1);
+    expect(events[0]!.time).toBe(LATER);
+    expect(events[0]!.cause).toEqual(cause);
   });
 });

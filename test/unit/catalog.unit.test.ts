@@ -1,0 +1,148 @@
+/**
+ * CC1's catalogues and error codes: the integer ids on CC1's wire and the HTTP
+ * statuses of our REST API. These are contracts with existing portals.
+ */
+import {
+  DISK_CONTROLLERS,
+  FILESYSTEMS,
+  IMAGE_STATES,
+  diskControllerById,
+  diskControllerId,
+  filesystemById,
+  filesystemId,
+  imageStateId,
+  isDiskController,
+  isFilesystem,
+  isLiveAttachable,
+} from '../../domain/catalog';
+import { DomainError, ERROR_CODES, fail, isDomainError, type ErrorCode } from '../../domain/errors';
+
+describe('disk controllers: CC1 ids', () => {
+  test.each([
+    ['scsi', 0, false],
+    ['virtio', 1, true],
+    ['ide', 2, false],
+    ['sata', 3, false],
+    ['usb', 4, true],
+  ] as const)('%s = %i, live attach %p', (name, id, live) => {
+    expect(diskControllerId(name)).toBe(id);
+    expect(diskControllerById(id)).toBe(name);
+    expect(isLiveAttachable(name)).toBe(live);
+    expect(isDiskController(name)).toBe(true);
+  });
+  test('exactly these five, in id order', () => {
+    expect(DISK_CONTROLLERS.map((c) => [c.id, c.name, c.liveAttach])).toEqual([
+      [0, 'scsi', false],
+      [1, 'virtio', true],
+      [2, 'ide', false],
+      [3, 'sata', false],
+      [4, 'usb', true],
+    ]);
+  });
+  test('only virtio and usb are live-capable', () => {
+    expect(DISK_CONTROLLERS.filter((c) => c.liveAttach).map((c) => c.name)).toEqual(['virtio', 'usb']);
+  });
+  test('unknown ids and names are not controllers', () => {
+    for (const id of [-1, 5, 1.5, '1', null, undefined]) expect(diskControllerById(id)).toBeUndefined();
+    for (const name of ['floppy', 'VIRTIO', '', 1, null]) expect(isDiskController(name)).toBe(false);
+  });
+});
+
+describe('filesystems: CC1 ids', () => {
+  test.each([
+    ['raw', 0],
+    ['fat32', 2],
+    ['ext4', 5],
+    ['reiserfs', 6],
+    ['xfs', 7],
+    ['ntfs', 8],
+  ] as const)('%s = %i', (name, id) => {
+    expect(filesystemId(name)).toBe(id);
+    expect(filesystemById(id)).toBe(name);
+    expect(isFilesystem(name)).toBe(true);
+  });
+  test('exactly these six', () => {
+    expect(FILESYSTEMS.map((f) => [f.id, f.name])).toEqual([
+      [0, 'raw'],
+      [2, 'fat32'],
+      [5, 'ext4'],
+      [6, 'reiserfs'],
+      [7, 'xfs'],
+      [8, 'ntfs'],
+    ]);
+  });
+  test('the gaps in CC1 numbering are not filesystems', () => {
+    for (const id of [1, 3, 4, 9, -1, '5']) expect(filesystemById(id)).toBeUndefined();
+    for (const name of ['btrfs', 'EXT4', '']) expect(isFilesystem(name)).toBe(false);
+  });
+});
+
+describe('image states: CC1 ids', () => {
+  test.each([
+    ['ok', 0],
+    ['locked', 1],
+    ['adding', 2],
+    ['failed', 3],
+    ['unavailable', 4],
+    ['formatting', 5],
+  ] as const)('%s = %i', (name, id) => {
+    expect(imageStateId(name)).toBe(id);
+  });
+  test('exactly these six', () => {
+    expect(IMAGE_STATES.map((s) => [s.id, s.name])).toEqual([
+      [0, 'ok'],
+      [1, 'locked'],
+      [2, 'adding'],
+      [3, 'failed'],
+      [4, 'unavailable'],
+      [5, 'formatting'],
+    ]);
+  });
+});
+
+describe('error codes -> HTTP status', () => {
+  const expected: Record<ErrorCode, number> = {
+    validation: 400,
+    image_invalid_size: 400,
+    unauthorized: 401,
+    user_permission: 403,
+    image_permission: 403,
+    admin_required: 403,
+    image_get: 404,
+    vm_get: 404,
+    not_found: 404,
+    user_storage_limit: 409,
+    image_attached: 409,
+    image_delete: 409,
+    image_edit: 409,
+    storage_image_attach: 409,
+    storage_image_detach: 409,
+    concurrency_conflict: 409,
+    idempotency_in_progress: 409,
+    idempotency_key_reused: 422,
+    hypervisor_unavailable: 503,
+  };
+  test('the whole table', () => {
+    expect(ERROR_CODES).toEqual(expected);
+  });
+  test.each(Object.entries(expected) as Array<[ErrorCode, number]>)('%s -> %i', (code, status) => {
+    expect(new DomainError(code, 'm').httpStatus).toBe(status);
+  });
+  test('image_invalid_size is a 400 (validation), not a conflict', () => {
+    expect(ERROR_CODES.image_invalid_size).toBe(400);
+  });
+  test('never a 500: every code maps to 4xx or 503', () => {
+    for (const status of Object.values(ERROR_CODES)) expect(status === 503 || (status >= 400 && status < 500)).toBe(true);
+  });
+  test('fail throws a DomainError with code and message', () => {
+    let caught: unknown;
+    try {
+      fail('image_edit', 'no');
+    } catch (e) {
+      caught = e;
+    }
+    expect(isDomainError(caught)).toBe(true);
+    expect(caught).toMatchObject({ code: 'image_edit', message: 'no', name: 'DomainError' });
+    expect(isDomainError(new Error('x'))).toBe(false);
+  });
+});
