@@ -1,0 +1,317 @@
+/**
+ * The project's SSM Command documents (schema 2.2), defined once here and used by CDK
+ * (infra/), by the local Run Command endpoint (local/runCommand/) and by the tests.
+ *
+ * Rules every document follows (SPEC 4.4):
+ * - every parameter has a tight, anchored `allowedPattern`, checked by SSM before the
+ *   command reaches a host;
+ * - values reach the script only as environment variables (`interpolationType: ENV_VAR`
+ *   makes SSM export parameter `X` as `SSM_X`), always double-quoted; no `{{ }}`;
+ * - scripts are POSIX sh (the SSM agent runs runShellScript steps with `sh`);
+ * - exit codes tell the adapter what went wrong (see EXIT below), and a marker line
+ *   `CC1_ERROR=<kind>: ...` on stderr says the same for humans reading the logs.
+ */
+
+export interface SsmParameter {
+  type: 'String';
+  description: string;
+  allowedPattern: string;
+  default?: string;
+}
+
+export interface SsmRunShellScriptStep {
+  action: 'aws:runShellScript';
+  name: string;
+  inputs: { runCommand: string[]; interpolationType: 'ENV_VAR'; timeoutSeconds?: number };
+}
+
+export interface SsmCommandDocument {
+  schemaVersion: '2.2';
+  description: string;
+  parameters: Record<string, SsmParameter>;
+  mainSteps: SsmRunShellScriptStep[];
+}
+
+/** Exit codes of the documents' scripts (the step's ResponseCode). */
+export const EXIT = {
+  ok: 0,
+  /** A value failed the in-script re-check (defence in depth after allowedPattern). */
+  badParameter: 2,
+  /** virsh: "failed to get domain" (not defined / not running on this host). */
+  unknownDomain: 10,
+  /** virsh or a file tool ran and failed. */
+  failed: 11,
+  /** virsh said yes but `domblklist` disagrees (e.g. a detach the guest did not complete). */
+  notConfirmed: 12,
+} as const;
+
+// ---- parameter patterns (anchored; JS and SSM's regex engine agree on these) ----
+
+export const PATTERNS = {
+  domain: '^vm-[0-9]{1,10}-[0-9]{1,10}$',
+  dev: '^(vd|sd|hd)[b-z]$',
+  bus: '^(virtio|usb|scsi|sata|ide)$',
+  /** Absolute path; letters, digits and `/_.-` only; no `..` anywhere. */
+  file: '^(?!.*\\.\\.)/[A-Za-z0-9/_.-]{1,200}$',
+  libvirtUri: '^(qemu|qemu\\+ssh|qemu\\+tls|test)://[A-Za-z0-9.-]{0,64}/(system|session|default)$',
+  id: '^[0-9]{1,10}$',
+  sizeMb: '^[1-9][0-9]{0,6}$',
+  filesystem: '^(raw|fat32|ext4|reiserfs|xfs|ntfs)$',
+} as const;
+
+const param = (description: string, allowedPattern: string, defaultValue?: string): SsmParameter =>
+  defaultValue === undefined
+    ? { type: 'String', description, allowedPattern }
+    : { type: 'String', description, allowedPattern, default: defaultValue };
+
+const libvirtUriParam = param('libvirt connection URI on the host', PATTERNS.libvirtUri, 'qemu:///system');
+
+const step = (name: string, script: string, timeoutSeconds: number): SsmRunShellScriptStep => ({
+  action: 'aws:runShellScript',
+  name,
+  inputs: { runCommand: script.trim().split('\n'), interpolationType: 'ENV_VAR', timeoutSeconds },
+});
+
+// ---- shared shell fragments ----
+
+/**
+ * Defence in depth: refuse a value that carries a newline (some regex engines let
+ * `$` match before a final newline) before anything runs.
+ */
+const noNewlines = (...vars: string[]) => `
+nl='
+'
+case ${vars.map((v) => `"$${v}"`).join('')} in *"$nl"*) echo "CC1_ERROR=bad_parameter: newline in a parameter" >&2; exit ${EXIT.badParameter};; esac`;
+
+/** Look the domain up; sets $persistent to yes/no; exits 10 when libvirt does not know it. */
+const lookUpDomain = `
+v() { virsh -c "$SSM_LibvirtUri" "$@"; }
+if ! info=$(v dominfo "$SSM_Domain" 2>&1); then
+  case "$info" in
+    *"failed to get domain"*) echo "CC1_ERROR=unknown_domain: $info" >&2; exit ${EXIT.unknownDomain};;
+  esac
+  echo "CC1_ERROR=failed: virsh dominfo: $info" >&2; exit ${EXIT.failed}
+fi
+persistent=no
+if printf '%s\\n' "$info" | grep -Eq '^Persistent:[[:space:]]+yes$'; then persistent=yes; fi
+config=''
+if [ "$persistent" = yes ]; then config='--config'; fi`;
+
+/** Prints the source of target $1 in the live domain, or nothing when absent. */
+const sourceOf = `
+source_of() {
+  v domblklist "$SSM_Domain" --details | awk -v dev="$1" 'NR > 2 && $3 == dev { print $4 }'
+}`;
+
+// ---- the documents ----
+
+const attachDisk: SsmCommandDocument = {
+  schemaVersion: '2.2',
+  description: 'CC1: hot-plug a raw disk file into a running libvirt domain (virsh attach-disk --live).',
+  parameters: {
+    Domain: param('libvirt domain name, vm-<vmId>-<userId>', PATTERNS.domain),
+    File: param('absolute path of the raw disk file', PATTERNS.file),
+    Dev: param('guest device, e.g. vdb', PATTERNS.dev),
+    Bus: param('disk bus (controller)', PATTERNS.bus),
+    LibvirtUri: libvirtUriParam,
+  },
+  mainSteps: [
+    step(
+      'attachDisk',
+      `
+${noNewlines('SSM_Domain', 'SSM_File', 'SSM_Dev', 'SSM_Bus', 'SSM_LibvirtUri')}
+${lookUpDomain}
+${sourceOf}
+current=$(source_of "$SSM_Dev")
+if [ "$current" = "$SSM_File" ]; then
+  echo "CC1_OK: $SSM_Dev already attached with $SSM_File"; exit 0
+fi
+# --config only for persistent domains (transient ones have no config to update).
+if ! out=$(v attach-disk "$SSM_Domain" "$SSM_File" "$SSM_Dev" --targetbus "$SSM_Bus" --driver qemu --subdriver raw --live \${config:+"$config"} 2>&1); then
+  case "$out" in
+    *"failed to get domain"*) echo "CC1_ERROR=unknown_domain: $out" >&2; exit ${EXIT.unknownDomain};;
+  esac
+  echo "CC1_ERROR=failed: virsh attach-disk: $out" >&2; exit ${EXIT.failed}
+fi
+current=$(source_of "$SSM_Dev")
+if [ "$current" != "$SSM_File" ]; then
+  echo "CC1_ERROR=not_confirmed: virsh attached $SSM_Dev but domblklist shows '$current'" >&2; exit ${EXIT.notConfirmed}
+fi
+echo "CC1_OK: attached $SSM_File as $SSM_Dev ($SSM_Bus) persistent=$persistent"
+`,
+      60,
+    ),
+  ],
+};
+
+const detachDisk: SsmCommandDocument = {
+  schemaVersion: '2.2',
+  description: 'CC1: hot-unplug a disk from a running libvirt domain (virsh detach-disk --live), confirmed by domblklist.',
+  parameters: {
+    Domain: param('libvirt domain name, vm-<vmId>-<userId>', PATTERNS.domain),
+    Dev: param('guest device, e.g. vdb', PATTERNS.dev),
+    LibvirtUri: libvirtUriParam,
+    WaitSeconds: param('seconds to wait for the guest to release the device (0..59)', '^([0-9]|[1-5][0-9])$', '10'),
+  },
+  mainSteps: [
+    step(
+      'detachDisk',
+      `
+${noNewlines('SSM_Domain', 'SSM_Dev', 'SSM_LibvirtUri', 'SSM_WaitSeconds')}
+${lookUpDomain}
+${sourceOf}
+if [ -z "$(source_of "$SSM_Dev")" ]; then
+  # Already gone (e.g. a retry after a crash): detaching twice is a success.
+  echo "CC1_OK: $SSM_Dev is not attached"; exit 0
+fi
+if ! out=$(v detach-disk "$SSM_Domain" "$SSM_Dev" --live \${config:+"$config"} 2>&1); then
+  case "$out" in
+    *"failed to get domain"*) echo "CC1_ERROR=unknown_domain: $out" >&2; exit ${EXIT.unknownDomain};;
+  esac
+  echo "CC1_ERROR=failed: virsh detach-disk: $out" >&2; exit ${EXIT.failed}
+fi
+# virsh may say "detached" while the guest has not released the device yet: poll.
+tries=$(( SSM_WaitSeconds * 5 ))
+while [ -n "$(source_of "$SSM_Dev")" ]; do
+  if [ "$tries" -le 0 ]; then
+    echo "CC1_ERROR=not_confirmed: virsh detach-disk returned but $SSM_Dev is still attached after $SSM_WaitSeconds s (the guest did not release it)" >&2
+    exit ${EXIT.notConfirmed}
+  fi
+  tries=$(( tries - 1 ))
+  sleep 0.2
+done
+echo "CC1_OK: detached $SSM_Dev persistent=$persistent"
+`,
+      90,
+    ),
+  ],
+};
+
+const listDisks: SsmCommandDocument = {
+  schemaVersion: '2.2',
+  description: 'CC1: list the disks of a libvirt domain (virsh domblklist --details), one tab-separated line per disk.',
+  parameters: {
+    Domain: param('libvirt domain name, vm-<vmId>-<userId>', PATTERNS.domain),
+    LibvirtUri: libvirtUriParam,
+  },
+  mainSteps: [
+    step(
+      'listDisks',
+      `
+${noNewlines('SSM_Domain', 'SSM_LibvirtUri')}
+if ! out=$(virsh -c "$SSM_LibvirtUri" domblklist "$SSM_Domain" --details 2>&1); then
+  case "$out" in
+    *"failed to get domain"*) echo "CC1_ERROR=unknown_domain: $out" >&2; exit ${EXIT.unknownDomain};;
+  esac
+  echo "CC1_ERROR=failed: virsh domblklist: $out" >&2; exit ${EXIT.failed}
+fi
+# Output: CC1_DISK<TAB>type<TAB>device<TAB>target<TAB>source (source keeps any spaces).
+printf '%s\\n' "$out" | awk 'NR > 2 && NF >= 4 {
+  src = $0; sub(/^[ \\t]*[^ \\t]+[ \\t]+[^ \\t]+[ \\t]+[^ \\t]+[ \\t]+/, "", src)
+  printf "CC1_DISK\\t%s\\t%s\\t%s\\t%s\\n", $1, $2, $3, src
+}'
+`,
+      60,
+    ),
+  ],
+};
+
+const createDiskFile: SsmCommandDocument = {
+  schemaVersion: '2.2',
+  description:
+    'CC1: make the raw disk file <StoragePath>/<UserId>/<ImageId> (truncate; mkfs at a 1 MiB offset and an msdos label unless raw). Idempotent.',
+  parameters: {
+    StoragePath: param('storage root on the storage host', PATTERNS.file),
+    UserId: param('owner user id', PATTERNS.id),
+    ImageId: param('storage image id', PATTERNS.id),
+    SizeMb: param('size in MiB (1..9999999)', PATTERNS.sizeMb),
+    Filesystem: param('filesystem to make inside one msdos partition, or raw', PATTERNS.filesystem),
+  },
+  mainSteps: [
+    step(
+      'createDiskFile',
+      `
+${noNewlines('SSM_StoragePath', 'SSM_UserId', 'SSM_ImageId', 'SSM_SizeMb', 'SSM_Filesystem')}
+fail() { echo "CC1_ERROR=failed: $*" >&2; exit ${EXIT.failed}; }
+dir="$SSM_StoragePath/$SSM_UserId"
+final="$dir/$SSM_ImageId"
+bytes=$(( SSM_SizeMb * 1048576 ))
+mkdir -p "$dir" || fail "cannot create $dir"
+if [ -f "$final" ] && [ "$(stat -c %s "$final")" = "$bytes" ]; then
+  # A retry after success: the file was renamed into place only once complete.
+  echo "CC1_OK: $final already exists"; exit 0
+fi
+# Build under a temporary name and rename at the end, so a crash never leaves a
+# half-made file under the final name.
+tmp="$dir/.$SSM_ImageId.tmp.$$"
+trap 'rm -f "$tmp" "$tmp.fs"' EXIT
+truncate -s "\${SSM_SizeMb}M" "$tmp" || fail "truncate $tmp"
+if [ "$SSM_Filesystem" != raw ]; then
+  [ "$SSM_SizeMb" -ge 2 ] || fail "a $SSM_Filesystem disk needs at least 2 MiB"
+  truncate -s "$(( SSM_SizeMb - 1 ))M" "$tmp.fs" || fail "truncate $tmp.fs"
+  case "$SSM_Filesystem" in
+    fat32) out=$(mkfs.vfat "$tmp.fs" 2>&1);;
+    ext4) out=$(mkfs.ext4 -F -q "$tmp.fs" 2>&1);;
+    reiserfs) out=$(mkfs.reiserfs -f -q "$tmp.fs" </dev/null 2>&1);;
+    xfs) out=$(mkfs.xfs -f -q "$tmp.fs" 2>&1);;
+    ntfs) out=$(mkfs.ntfs -Q -F "$tmp.fs" 2>&1);;
+  esac || fail "mkfs $SSM_Filesystem: $out"
+  dd if="$tmp.fs" of="$tmp" bs=1M seek=1 conv=notrunc,sparse status=none || fail "dd into $tmp"
+  out=$(parted -s "$tmp" mklabel msdos 2>&1) || fail "parted mklabel: $out"
+  out=$(parted -s "$tmp" mkpart primary 1048576b 100% 2>&1) || fail "parted mkpart: $out"
+fi
+mv -f "$tmp" "$final" || fail "rename into $final"
+echo "CC1_OK: created $final ($SSM_SizeMb MiB, $SSM_Filesystem)"
+`,
+      900,
+    ),
+  ],
+};
+
+const deleteDiskFile: SsmCommandDocument = {
+  schemaVersion: '2.2',
+  description: 'CC1: remove the disk file <StoragePath>/<UserId>/<ImageId> (and leftovers of an unfinished create). Idempotent.',
+  parameters: {
+    StoragePath: param('storage root on the storage host', PATTERNS.file),
+    UserId: param('owner user id', PATTERNS.id),
+    ImageId: param('storage image id', PATTERNS.id),
+  },
+  mainSteps: [
+    step(
+      'deleteDiskFile',
+      `
+${noNewlines('SSM_StoragePath', 'SSM_UserId', 'SSM_ImageId')}
+dir="$SSM_StoragePath/$SSM_UserId"
+rm -f "$dir/$SSM_ImageId" "$dir/.$SSM_ImageId.tmp."* || { echo "CC1_ERROR=failed: rm $dir/$SSM_ImageId" >&2; exit ${EXIT.failed}; }
+echo "CC1_OK: removed $dir/$SSM_ImageId"
+`,
+      120,
+    ),
+  ],
+};
+
+/** Keys the adapters use; the deployed document names come from configuration. */
+export type DocumentKey = 'attachDisk' | 'detachDisk' | 'listDisks' | 'createDiskFile' | 'deleteDiskFile';
+
+/** Default names (CDK may name them otherwise and pass the names to the adapters). */
+export const DEFAULT_DOCUMENT_NAMES: Record<DocumentKey, string> = {
+  attachDisk: 'CC1-AttachDisk',
+  detachDisk: 'CC1-DetachDisk',
+  listDisks: 'CC1-ListDisks',
+  createDiskFile: 'CC1-CreateDiskFile',
+  deleteDiskFile: 'CC1-DeleteDiskFile',
+};
+
+export const DOCUMENTS: Record<DocumentKey, { name: string; content: SsmCommandDocument }> = {
+  attachDisk: { name: DEFAULT_DOCUMENT_NAMES.attachDisk, content: attachDisk },
+  detachDisk: { name: DEFAULT_DOCUMENT_NAMES.detachDisk, content: detachDisk },
+  listDisks: { name: DEFAULT_DOCUMENT_NAMES.listDisks, content: listDisks },
+  createDiskFile: { name: DEFAULT_DOCUMENT_NAMES.createDiskFile, content: createDiskFile },
+  deleteDiskFile: { name: DEFAULT_DOCUMENT_NAMES.deleteDiskFile, content: deleteDiskFile },
+};
+
+/** Documents by name, as a Run Command endpoint looks them up. */
+export const documentsByName = (
+  names: Record<DocumentKey, string> = DEFAULT_DOCUMENT_NAMES,
+): Map<string, SsmCommandDocument> =>
+  new Map((Object.keys(DOCUMENTS) as DocumentKey[]).map((key) => [names[key], DOCUMENTS[key].content]));

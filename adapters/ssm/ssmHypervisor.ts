@@ -1,0 +1,144 @@
+/**
+ * Hypervisor and StorageHost over SSM Run Command (SPEC 4.4): the project's documents
+ * (adapters/ssm/documents) run virsh on the hypervisor hosts and the file work on the
+ * storage host. The same code talks to AWS and to the local Run Command endpoint.
+ */
+import type { SSMClient } from '@aws-sdk/client-ssm';
+import type {
+  AttachDiskRequest,
+  AttachedDisk,
+  CreateDiskFileRequest,
+  DetachDiskRequest,
+  DiskFileRef,
+  DiskTarget,
+  Hypervisor,
+  StorageHost,
+} from '../../application/ports';
+import { DEFAULT_DOCUMENT_NAMES, DOCUMENTS, type DocumentKey } from './documents';
+import { runDocument } from './runDocument';
+
+export interface SsmCommonConfig {
+  client: SSMClient;
+  /** Deployed document names (CDK names them); defaults to `CC1-AttachDisk`, ... */
+  documentNames?: Partial<Record<DocumentKey, string>>;
+  /** Bound on one command, send to result. Default 30 s. */
+  timeoutMs?: number;
+  /** GetCommandInvocation interval. Default 500 ms. */
+  pollIntervalMs?: number;
+}
+
+export interface SsmHypervisorConfig extends SsmCommonConfig {
+  /** libvirt URI on the hosts. Default `qemu:///system`. */
+  libvirtUri?: string;
+  /** How long the detach document waits for the guest to release a disk (0..59). Default 10. */
+  detachWaitSeconds?: number;
+}
+
+export interface SsmStorageHostConfig extends SsmCommonConfig {
+  /** Managed instance id of the storage host. */
+  storageHostId: string;
+  /** Storage root, as both the storage host and the hypervisors see it (shared storage). */
+  storagePath: string;
+  /** Making a large xfs/ntfs disk takes longer than virsh: default 5 min. */
+  createTimeoutMs?: number;
+}
+
+abstract class SsmRunner {
+  private readonly names: Record<DocumentKey, string>;
+  protected constructor(private readonly common: SsmCommonConfig) {
+    this.names = { ...DEFAULT_DOCUMENT_NAMES, ...common.documentNames };
+  }
+
+  protected run(key: DocumentKey, hostId: string, parameters: Record<string, string>, what: string, timeoutMs?: number) {
+    return runDocument({
+      client: this.common.client,
+      hostId,
+      documentName: this.names[key],
+      document: DOCUMENTS[key].content,
+      parameters,
+      what,
+      timeoutMs: timeoutMs ?? this.common.timeoutMs ?? 30_000,
+      pollIntervalMs: this.common.pollIntervalMs ?? 500,
+    });
+  }
+}
+
+export class SsmHypervisor extends SsmRunner implements Hypervisor {
+  private readonly libvirtUri: string;
+  private readonly detachWaitSeconds: number;
+
+  constructor(config: SsmHypervisorConfig) {
+    super(config);
+    this.libvirtUri = config.libvirtUri ?? 'qemu:///system';
+    this.detachWaitSeconds = config.detachWaitSeconds ?? 10;
+  }
+
+  async attachDisk(r: AttachDiskRequest): Promise<void> {
+    await this.run(
+      'attachDisk',
+      r.hostId,
+      { Domain: r.domain, File: r.file, Dev: r.dev, Bus: r.bus, LibvirtUri: this.libvirtUri },
+      `attach ${r.dev} to ${r.domain}`,
+    );
+  }
+
+  async detachDisk(r: DetachDiskRequest): Promise<void> {
+    await this.run(
+      'detachDisk',
+      r.hostId,
+      { Domain: r.domain, Dev: r.dev, LibvirtUri: this.libvirtUri, WaitSeconds: String(this.detachWaitSeconds) },
+      `detach ${r.dev} from ${r.domain}`,
+    );
+  }
+
+  async listDisks(t: DiskTarget): Promise<AttachedDisk[]> {
+    const { stdout } = await this.run('listDisks', t.hostId, { Domain: t.domain, LibvirtUri: this.libvirtUri }, `list disks of ${t.domain}`);
+    return parseDiskList(stdout);
+  }
+}
+
+/** Lines `CC1_DISK<TAB>type<TAB>device<TAB>target<TAB>source` from the ListDisks document. */
+export function parseDiskList(stdout: string): AttachedDisk[] {
+  return stdout
+    .split('\n')
+    .filter((line) => line.startsWith('CC1_DISK\t'))
+    .map((line) => {
+      const [, , , dev = '', source = '-'] = line.split('\t');
+      return { dev, source };
+    });
+}
+
+export class SsmStorageHost extends SsmRunner implements StorageHost {
+  constructor(private readonly config: SsmStorageHostConfig) {
+    super(config);
+  }
+
+  pathOf(ref: DiskFileRef): string {
+    return `${this.config.storagePath}/${ref.userId}/${ref.imageId}`;
+  }
+
+  async createDiskFile(r: CreateDiskFileRequest): Promise<void> {
+    await this.run(
+      'createDiskFile',
+      this.config.storageHostId,
+      {
+        StoragePath: this.config.storagePath,
+        UserId: String(r.userId),
+        ImageId: String(r.imageId),
+        SizeMb: String(r.sizeMb),
+        Filesystem: r.filesystem,
+      },
+      `create the disk file of image ${r.imageId}`,
+      this.config.createTimeoutMs ?? 300_000,
+    );
+  }
+
+  async deleteDiskFile(r: DiskFileRef): Promise<void> {
+    await this.run(
+      'deleteDiskFile',
+      this.config.storageHostId,
+      { StoragePath: this.config.storagePath, UserId: String(r.userId), ImageId: String(r.imageId) },
+      `delete the disk file of image ${r.imageId}`,
+    );
+  }
+}
