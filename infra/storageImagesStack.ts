@@ -1,9 +1,372 @@
-import { Stack, type StackProps } from 'aws-cdk-lib';
+import { Annotations, CfnOutput, Duration, RemovalPolicy, Stack, Validations, type StackProps } from 'aws-cdk-lib';
+import * as apigw from 'aws-cdk-lib/aws-apigateway';
+import * as apigwv2 from 'aws-cdk-lib/aws-apigatewayv2';
+import { HttpJwtAuthorizer, HttpUserPoolAuthorizer } from 'aws-cdk-lib/aws-apigatewayv2-authorizers';
+import { HttpLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations';
+import * as cognito from 'aws-cdk-lib/aws-cognito';
+import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
+import * as events from 'aws-cdk-lib/aws-events';
+import * as targets from 'aws-cdk-lib/aws-events-targets';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import { SqsDestination } from 'aws-cdk-lib/aws-lambda-destinations';
+import { DynamoEventSource, SqsDlq } from 'aws-cdk-lib/aws-lambda-event-sources';
+import * as logs from 'aws-cdk-lib/aws-logs';
 import type { Construct } from 'constructs';
+import { CONTROL_TABLE, EVENTS_TABLE, imagesTable } from '../adapters/dynamodb/tables';
+import { DOCUMENTS, type DocumentKey } from '../adapters/ssm/documents';
+import { ENV } from '../functions/shared/config';
+import { readDeployConfig, type DeployConfig } from './config';
+import { Alarms } from './constructs/alarms';
+import { Cc1Function } from './constructs/cc1Function';
+import { DeadLetterQueue } from './constructs/deadLetterQueue';
+import { grantHostCommands } from './constructs/hostAccess';
+import { SsmDocuments } from './constructs/ssmDocuments';
+import { tableFromDefinition } from './constructs/tables';
+import { CC1_ROUTES, REST_ROUTES, type RouteDef } from './routes';
 
-/** The whole service in one stack; it reads top to bottom like the README's picture. */
+export interface StorageImagesStackProps extends StackProps {
+  /** Settings; read from CDK context when absent (see infra/config.ts, docs/deploy.md). */
+  config?: DeployConfig;
+  /** The project holding functions/<name>/handler.ts (default: this repository). */
+  projectRoot?: string;
+}
+
+/** The event types that make or remove a disk file (the diskFiles function's stream filter). */
+export const DISK_FILE_EVENT_TYPES = ['StorageImageCreated', 'StorageImageRevoked'] as const;
+
+/** The DynamoDB event source adds dynamodb:ListStreams on "*" to the consumer's role. */
+const acknowledgeListStreams = (f: Cc1Function): void =>
+  Validations.of(f.role).acknowledge({
+    id: 'AwsSolutions-IAM5[Resource::*]',
+    reason:
+      'dynamodb:ListStreams (added by the DynamoDB Streams event source mapping) has no resource-level permissions; ' +
+      'reading records (GetRecords, GetShardIterator, DescribeStream) stays limited to the events table stream ARN.',
+  });
+
+/** Documents each caller may run: hypervisor work for the APIs, file work for diskFiles, all for the reconciler. */
+const HYPERVISOR_DOCUMENTS: DocumentKey[] = ['attachDisk', 'detachDisk', 'listDisks'];
+const STORAGE_DOCUMENTS: DocumentKey[] = ['createDiskFile', 'deleteDiskFile'];
+
+/**
+ * The whole service in one stack; it reads top to bottom like the README's picture:
+ *
+ *   portal --JWT--> HTTP API --> restApi / cc1Api --append--> events table
+ *   events table --stream--> projector --> images read model
+ *   events table --stream (Created/Revoked)--> diskFiles --SSM--> storage host
+ *   restApi / cc1Api --SSM Run Command--> hypervisor hosts (virsh)
+ *   hypervisor hosts --EventBridge "VM State Change"--> vmEvents --> auto-detach
+ *   every 5 minutes --> reconciler (records vs. hosts)
+ *   alarms --> SNS
+ */
 export class StorageImagesStack extends Stack {
-  constructor(scope: Construct, id: string, props?: StackProps) {
-    super(scope, id, props);
+  readonly config: DeployConfig;
+
+  constructor(scope: Construct, id: string, props: StorageImagesStackProps = {}) {
+    super(scope, id, {
+      description: 'CC1 Storage Images: event-sourced disk volumes for the CC1 private cloud',
+      ...props,
+    });
+    const config = props.config ?? readDeployConfig((key) => this.node.tryGetContext(key));
+    this.config = config;
+    if (config.storageHostId === '') {
+      Annotations.of(this).addWarningV2(
+        'cc1:storageHostId',
+        'context storageHostId is not set: disk files cannot be made until it names the storage host (see docs/deploy.md).',
+      );
+    }
+
+    // ---- 1. Event store and read models (definitions: adapters/dynamodb/tables.ts) ----
+    const eventsTable = tableFromDefinition(this, 'EventsTable', config.tablePrefix, EVENTS_TABLE);
+    const controlTable = tableFromDefinition(this, 'ControlTable', config.tablePrefix, CONTROL_TABLE);
+    const imagesTables = config.imagesTableVersions.map((n) =>
+      tableFromDefinition(this, `ImagesTableV${n}`, config.tablePrefix, imagesTable(n)),
+    );
+
+    // ---- 2. Hypervisor commands (definitions: adapters/ssm/documents) ----
+    const documents = new SsmDocuments(this, 'SsmDocuments');
+    const allDocuments = Object.keys(DOCUMENTS) as DocumentKey[];
+    const hostTag = { key: config.hostTagKey, values: config.hostTagValues };
+
+    // ---- 3. Functions: every one gets the same runtime settings (functions/shared/config.ts) ----
+    const runtimeEnvironment = {
+      [ENV.tablePrefix]: config.tablePrefix,
+      [ENV.userIdClaim]: config.userIdClaim,
+      [ENV.defaultQuotaMb]: String(config.defaultQuotaMb),
+      [ENV.maxDisksPerVm]: String(config.maxDisksPerVm),
+      [ENV.hostCommandTimeoutMs]: String(config.hostCommandTimeoutMs),
+      [ENV.storagePath]: config.storagePath,
+      [ENV.storageHostId]: config.storageHostId,
+      [ENV.ssmDocumentNames]: documents.namesJson(allDocuments),
+      // ENV.ssmEndpoint and ENV.dynamodbEndpoint are local-only and never set here.
+    };
+    const fn = (name: string, description: string, timeout: Duration, memorySize = 512) =>
+      new Cc1Function(this, name.charAt(0).toUpperCase() + name.slice(1), {
+        name,
+        description,
+        timeout,
+        memorySize,
+        environment: runtimeEnvironment,
+        tracing: config.xrayTracing,
+        projectRoot: props.projectRoot,
+      });
+    // API Gateway gives up at 30 s; the handlers bound hypervisor commands below that.
+    const restApi = fn('restApi', 'CC1 storage images: REST API (SPEC 4.1)', Duration.seconds(29));
+    const cc1Api = fn('cc1Api', 'CC1 storage images: CC1-compatible API (SPEC 4.2)', Duration.seconds(29));
+    const vmEvents = fn('vmEvents', 'CC1 storage images: VM State Change events, auto-detach', Duration.seconds(60), 256);
+    const projector = fn('projector', 'CC1 storage images: events stream to read models', Duration.seconds(60), 256);
+    const diskFiles = fn('diskFiles', 'CC1 storage images: make and remove disk files on the storage host', Duration.minutes(15), 256);
+    const reconciler = fn('reconciler', 'CC1 storage images: repair records against the hosts', Duration.minutes(5), 512);
+
+    // ---- 4. Data access: each function gets what it uses ----
+    // The APIs, vmEvents, diskFiles and the reconciler run commands (load, decide,
+    // append) and project inline for read-your-writes; the projector reads the stream.
+    for (const f of [restApi, cc1Api, vmEvents, diskFiles, reconciler]) {
+      eventsTable.grantReadWriteData(f.role);
+      controlTable.grantReadWriteData(f.role);
+      this.grantImagesTables(f, 'readWrite');
+    }
+    eventsTable.grantReadData(projector.role); // history reads to fill a version gap
+    controlTable.grantReadData(projector.role); // which images generation is in use / being rebuilt
+    this.grantImagesTables(projector, 'readWrite');
+
+    grantHostCommands(restApi.role, documents, HYPERVISOR_DOCUMENTS, hostTag);
+    grantHostCommands(cc1Api.role, documents, HYPERVISOR_DOCUMENTS, hostTag);
+    grantHostCommands(diskFiles.role, documents, STORAGE_DOCUMENTS, hostTag);
+    grantHostCommands(reconciler.role, documents, allDocuments, hostTag);
+
+    // ---- 5. Event store stream -> projector and diskFiles ----
+    const projectorDlq = new DeadLetterQueue(this, 'ProjectorDlq', { purpose: 'stream batches the projector gave up on' });
+    const projectorSource = new DynamoEventSource(eventsTable, {
+      startingPosition: lambda.StartingPosition.TRIM_HORIZON,
+      batchSize: 100,
+      maxBatchingWindow: Duration.seconds(1),
+      reportBatchItemFailures: true,
+      bisectBatchOnError: true,
+      retryAttempts: 10,
+      maxRecordAge: Duration.hours(24),
+      onFailure: new SqsDlq(projectorDlq.queue),
+      // The log is append-only: only INSERTs carry events.
+      filters: [lambda.FilterCriteria.filter({ eventName: lambda.FilterRule.isEqual('INSERT') })],
+    });
+    projector.fn.addEventSource(projectorSource);
+    acknowledgeListStreams(projector);
+
+    const diskFilesDlq = new DeadLetterQueue(this, 'DiskFilesDlq', { purpose: 'disk file events that could not be handled' });
+    diskFiles.fn.addEventSource(
+      new DynamoEventSource(eventsTable, {
+        startingPosition: lambda.StartingPosition.TRIM_HORIZON,
+        batchSize: 1, // one disk file per invocation: mkfs of a big disk takes minutes
+        parallelizationFactor: 10,
+        reportBatchItemFailures: true,
+        bisectBatchOnError: true,
+        retryAttempts: 10,
+        maxRecordAge: Duration.hours(24),
+        onFailure: new SqsDlq(diskFilesDlq.queue),
+        filters: [
+          lambda.FilterCriteria.filter({
+            eventName: lambda.FilterRule.isEqual('INSERT'),
+            dynamodb: { NewImage: { type: { S: lambda.FilterRule.or(...DISK_FILE_EVENT_TYPES) } } },
+          }),
+        ],
+      }),
+    );
+
+    acknowledgeListStreams(diskFiles);
+
+    // ---- 6. HTTP API behind a JWT authorizer (no route without it) ----
+    const authorizer = this.jwtAuthorizer(config);
+    const accessLogs = new logs.LogGroup(this, 'ApiAccessLogs', {
+      retention: logs.RetentionDays.THREE_MONTHS,
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+    const api = new apigwv2.HttpApi(this, 'Api', {
+      apiName: 'cc1-storage-images',
+      description: 'CC1 storage images: REST API and CC1-compatible API',
+      createDefaultStage: false,
+      defaultAuthorizer: authorizer,
+    });
+    const stage = new apigwv2.HttpStage(this, 'ApiStage', {
+      httpApi: api,
+      stageName: '$default',
+      autoDeploy: true,
+      throttle: { rateLimit: config.apiRateLimit, burstLimit: config.apiBurstLimit },
+      accessLogSettings: {
+        destination: new apigwv2.LogGroupLogDestination(accessLogs),
+        format: apigw.AccessLogFormat.custom(
+          JSON.stringify({
+            requestId: '$context.requestId',
+            time: '$context.requestTime',
+            ip: '$context.identity.sourceIp',
+            routeKey: '$context.routeKey',
+            status: '$context.status',
+            latencyMs: '$context.responseLatency',
+            integrationStatus: '$context.integrationStatus',
+            integrationError: '$context.integrationErrorMessage',
+            authorizerError: '$context.authorizer.error',
+            subject: '$context.authorizer.claims.sub',
+            idempotencyKey: '$request.header.idempotency-key',
+          }),
+        ),
+      },
+    });
+    this.addRoutes(api, REST_ROUTES, new HttpLambdaIntegration('RestApiIntegration', restApi.fn));
+    this.addRoutes(api, CC1_ROUTES, new HttpLambdaIntegration('Cc1ApiIntegration', cc1Api.fn));
+
+    // ---- 7. VM state events from the hypervisor hosts -> vmEvents (auto-detach) ----
+    const bus = new events.EventBus(this, 'HypervisorBus', { eventBusName: config.eventBusName });
+    const vmEventsDlq = new DeadLetterQueue(this, 'VmEventsDlq', { purpose: 'VM State Change events that could not be delivered or handled' });
+    new events.Rule(this, 'VmStateChangeRule', {
+      eventBus: bus,
+      description: 'VM State Change from the hypervisor hosts (libvirt qemu hook -> host/sender)',
+      eventPattern: { source: ['cc1.hypervisor'], detailType: ['VM State Change'] },
+      targets: [new targets.LambdaFunction(vmEvents.fn, { retryAttempts: 10, maxEventAge: Duration.hours(24), deadLetterQueue: vmEventsDlq.queue })],
+    });
+    // EventBridge invokes asynchronously: a handler error is retried by Lambda, then dead-lettered.
+    vmEvents.fn.configureAsyncInvoke({ retryAttempts: 2, maxEventAge: Duration.hours(6), onFailure: new SqsDestination(vmEventsDlq.queue) });
+
+    // ---- 8. The reconciler, every five minutes ----
+    new events.Rule(this, 'ReconcileSchedule', {
+      description: 'Run the reconciler: records against the hosts, stale claims, stuck disk files',
+      schedule: events.Schedule.rate(Duration.minutes(5)),
+      targets: [new targets.LambdaFunction(reconciler.fn, { retryAttempts: 0 })],
+    });
+    reconciler.fn.configureAsyncInvoke({ retryAttempts: 0 }); // the next run comes in five minutes
+
+    // ---- 9. What the hosts need: put VM events, be managed by SSM ----
+    const hostRole = this.hostRole(bus);
+
+    // ---- 10. Alarms -> SNS ----
+    const alarms = new Alarms(this, 'Alarms', { email: config.alarmEmail });
+    for (const f of [restApi, cc1Api, vmEvents, projector, diskFiles, reconciler]) alarms.functionErrors(f.fn);
+    for (const q of [projectorDlq, diskFilesDlq, vmEventsDlq]) alarms.queueNotEmpty(q.queue);
+    alarms.projectionLag(projector.fn, Duration.seconds(config.projectionLagAlarmSeconds));
+    alarms.api5xx(stage);
+
+    // ---- Outputs ----
+    new CfnOutput(this, 'ApiUrl', { value: api.apiEndpoint });
+    new CfnOutput(this, 'EventBusName', { value: bus.eventBusName });
+    new CfnOutput(this, 'EventBusArn', { value: bus.eventBusArn });
+    new CfnOutput(this, 'HostRoleName', { value: hostRole.roleName, description: 'IAM role for hybrid activations (mi- hosts) and the EC2 instance profile' });
+    new CfnOutput(this, 'SsmDocumentNames', { value: documents.namesJson(allDocuments) });
+    new CfnOutput(this, 'EventsTableName', { value: eventsTable.tableName });
+    new CfnOutput(this, 'ControlTableName', { value: controlTable.tableName });
+    new CfnOutput(this, 'ImagesTableNames', { value: imagesTables.map((t: dynamodb.Table) => t.tableName).join(',') });
+    new CfnOutput(this, 'AlarmTopicArn', { value: alarms.topic.topicArn });
+  }
+
+  /** `<prefix>-images-v*`: the generation in use is chosen at run time (control record `readmodel#images`). */
+  private grantImagesTables(f: Cc1Function, mode: 'read' | 'readWrite'): void {
+    const read = ['dynamodb:BatchGetItem', 'dynamodb:ConditionCheckItem', 'dynamodb:DescribeTable', 'dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:Scan'];
+    const write = ['dynamodb:BatchWriteItem', 'dynamodb:DeleteItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'];
+    const table = this.formatArn({ service: 'dynamodb', resource: 'table', resourceName: `${this.config.tablePrefix}-images-v*` });
+    f.role.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        sid: 'ImagesReadModels',
+        actions: mode === 'read' ? read : [...read, ...write],
+        resources: [table, `${table}/index/*`],
+      }),
+    );
+    const reason =
+      'The images read model is versioned (<prefix>-images-v<N>): a rebuild fills generation N+1 from the event log and switches ' +
+      'by a control record without a redeploy, so the function must reach every generation and its GSIs (byId, byVm). The wildcard ' +
+      "stays inside this service's table prefix.";
+    const arn = `arn:<AWS::Partition>:dynamodb:<AWS::Region>:<AWS::AccountId>:table/${this.config.tablePrefix}-images-v*`;
+    Validations.of(f.role).acknowledge(
+      { id: `AwsSolutions-IAM5[Resource::${arn}]`, reason },
+      { id: `AwsSolutions-IAM5[Resource::${arn}/index/*]`, reason },
+    );
+  }
+
+  private addRoutes(api: apigwv2.HttpApi, routes: readonly RouteDef[], integration: HttpLambdaIntegration): void {
+    for (const r of routes) api.addRoutes({ path: r.path, methods: [apigwv2.HttpMethod[r.method]], integration });
+  }
+
+  /**
+   * An existing OIDC issuer (context jwtIssuer + jwtAudience), or a Cognito user pool
+   * made here with the groups `admin` and `portal`. Either way API Gateway checks a
+   * signed JWT; the local HS256 tokens of `npm start` cannot pass it.
+   */
+  private jwtAuthorizer(config: DeployConfig): apigwv2.IHttpRouteAuthorizer {
+    if (config.jwtIssuer) {
+      return new HttpJwtAuthorizer('JwtAuthorizer', config.jwtIssuer, { jwtAudience: config.jwtAudience });
+    }
+    const userPool = new cognito.UserPool(this, 'UserPool', {
+      userPoolName: 'cc1-storage-images',
+      selfSignUpEnabled: false, // operators create users (and set their CC1 user id)
+      signInAliases: { username: true, email: true },
+      customAttributes: {
+        // The CC1 user id; immutable, so nobody can become another user.
+        cc1_user_id: new cognito.NumberAttribute({ min: 1, mutable: false }),
+      },
+      passwordPolicy: { minLength: 12, requireLowercase: true, requireUppercase: true, requireDigits: true, requireSymbols: true },
+      mfa: cognito.Mfa.OPTIONAL,
+      mfaSecondFactor: { otp: true, sms: false },
+      accountRecovery: cognito.AccountRecovery.EMAIL_ONLY,
+      featurePlan: cognito.FeaturePlan.ESSENTIALS,
+      deletionProtection: true,
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+    userPool.addGroup('AdminGroup', { groupName: 'admin', description: 'CC1 administrators (admin_cm functions, any image)' });
+    userPool.addGroup('PortalGroup', { groupName: 'portal', description: 'Trusted portal services (act for any caller_id)' });
+    const client = userPool.addClient('PortalClient', {
+      userPoolClientName: 'cc1-portal',
+      generateSecret: false,
+      authFlows: { userSrp: true, userPassword: true },
+      preventUserExistenceErrors: true,
+      idTokenValidity: Duration.hours(1),
+      accessTokenValidity: Duration.hours(1),
+      refreshTokenValidity: Duration.days(30),
+      readAttributes: new cognito.ClientAttributes().withStandardAttributes({ email: true, emailVerified: true }).withCustomAttributes('cc1_user_id'),
+      writeAttributes: new cognito.ClientAttributes().withStandardAttributes({ email: true }),
+    });
+    Validations.of(userPool).acknowledge(
+      {
+        id: 'AwsSolutions-COG2',
+        reason:
+          'MFA is offered (TOTP) but not forced: trusted portal services (group portal) sign in unattended. Deployments that need forced MFA ' +
+          'for people use their own IdP through the jwtIssuer/jwtAudience context.',
+      },
+      {
+        id: 'AwsSolutions-COG8',
+        reason:
+          'The Plus feature plan (threat protection) is a per-user cost the operator chooses; on the Essentials plan sign-up is disabled, ' +
+          'users are created by operators only, and passwords follow a 12-character policy.',
+      },
+    );
+    new CfnOutput(this, 'UserPoolId', { value: userPool.userPoolId });
+    new CfnOutput(this, 'UserPoolClientId', { value: client.userPoolClientId });
+    return new HttpUserPoolAuthorizer('CognitoAuthorizer', userPool, { userPoolClients: [client] });
+  }
+
+  /**
+   * One role for the CC1 hosts: the SSM agent (hybrid activation for on-premise `mi-`
+   * hosts, or an EC2 instance profile) and the event sender (events:PutEvents on our bus).
+   */
+  private hostRole(bus: events.EventBus): iam.Role {
+    const role = new iam.Role(this, 'HostRole', {
+      description: 'CC1 hypervisor/storage hosts: SSM agent and VM state event sender',
+      assumedBy: new iam.ServicePrincipal('ec2.amazonaws.com'),
+      managedPolicies: [iam.ManagedPolicy.fromAwsManagedPolicyName('AmazonSSMManagedInstanceCore')],
+    });
+    role.assumeRolePolicy?.addStatements(
+      new iam.PolicyStatement({
+        actions: ['sts:AssumeRole'],
+        principals: [new iam.ServicePrincipal('ssm.amazonaws.com')],
+        conditions: {
+          StringEquals: { 'aws:SourceAccount': this.account },
+          ArnLike: { 'aws:SourceArn': `arn:${this.partition}:ssm:${this.region}:${this.account}:*` },
+        },
+      }),
+    );
+    bus.grantPutEventsTo(role);
+    new iam.CfnInstanceProfile(this, 'HostInstanceProfile', { roles: [role.roleName] });
+    Validations.of(role).acknowledge({
+        id: 'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/AmazonSSMManagedInstanceCore]',
+        reason:
+          'AmazonSSMManagedInstanceCore is the AWS-maintained minimum for the SSM agent (registration, Run Command channel); ' +
+          'a hand-copied version would drift from what the agent needs.',
+    });
+    return role;
   }
 }
