@@ -151,7 +151,7 @@ export class DynamoImageReadModel implements ImageReadModel {
     }
   }
 
-  listByOwner(userId: number, options: { limit: number; nextToken?: string; includeRevoked?: boolean }): Promise<Page<ImageView>> {
+  async listByOwner(userId: number, options: { limit: number; nextToken?: string; includeRevoked?: boolean }): Promise<Page<ImageView>> {
     const start = decodeToken(options.nextToken, ['userId', 'id']);
     if (start && start.userId !== userId) throw new InvalidPageTokenError(); // a token of another user's list
     return this.page(options, start, async (table, limit, from, filter) =>
@@ -169,7 +169,7 @@ export class DynamoImageReadModel implements ImageReadModel {
     );
   }
 
-  listAll(options: { limit: number; nextToken?: string; includeRevoked?: boolean }): Promise<Page<ImageView>> {
+  async listAll(options: { limit: number; nextToken?: string; includeRevoked?: boolean }): Promise<Page<ImageView>> {
     const start = decodeToken(options.nextToken, ['userId', 'id']);
     return this.page(options, start, async (table, limit, from, filter) =>
       this.doc.send(new ScanCommand({ TableName: table, ConsistentRead: true, Limit: limit, ExclusiveStartKey: from, ...filter })),
