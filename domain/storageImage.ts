@@ -130,6 +130,8 @@ export const NAME_MAX = 45;
 export const DESCRIPTION_MAX = 512;
 export const SIZE_MIN_MB = 1;
 export const SIZE_MAX_MB = 2_000_000;
+/** mkfs.xfs refuses filesystems under 300 MB: refuse the image up front, not at mkfs time. */
+export const MIN_SIZE_MB_BY_FILESYSTEM: Partial<Record<Filesystem, number>> = { xfs: 300 };
 
 /** Length in characters (code points), not UTF-16 units. */
 const charCount = (s: string): number => [...s].length;
@@ -185,6 +187,8 @@ const create = (command: Extract<StorageImageCommand, { type: 'CreateStorageImag
   if (!Number.isSafeInteger(command.sizeMb) || command.sizeMb < SIZE_MIN_MB || command.sizeMb > SIZE_MAX_MB) {
     fail('image_invalid_size', `size must be a whole number of MB from ${SIZE_MIN_MB} to ${SIZE_MAX_MB}.`);
   }
+  const minimum = MIN_SIZE_MB_BY_FILESYSTEM[command.filesystem] ?? SIZE_MIN_MB;
+  if (command.sizeMb < minimum) fail('image_invalid_size', `A ${command.filesystem} disk needs at least ${minimum} MB.`);
   if (command.quota.usedMb + command.sizeMb > command.quota.limitMb) {
     fail(
       'user_storage_limit',

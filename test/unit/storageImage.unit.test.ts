@@ -229,7 +229,16 @@ describe('create: validation', () => {
     given([]).when(create({ diskController }), asOwner).then([created({ diskController })]);
   });
   test.each(['raw', 'fat32', 'ext4', 'reiserfs', 'xfs', 'ntfs'] as const)('every CC1 filesystem may be chosen: %s', (filesystem) => {
-    given([]).when(create({ filesystem }), asOwner).then([created({ filesystem })]);
+    given([]).when(create({ filesystem, sizeMb: 300 }), asOwner).then([created({ filesystem, sizeMb: 300 })]);
+  });
+});
+
+describe('create: a filesystem needs room (image_invalid_size)', () => {
+  test('xfs under 300 MB is image_invalid_size (mkfs.xfs refuses it)', () => {
+    given([]).when(create({ filesystem: 'xfs', sizeMb: 299 }), asOwner).thenFails('image_invalid_size', /xfs/);
+  });
+  test('xfs of 300 MB is fine', () => {
+    given([]).when(create({ filesystem: 'xfs', sizeMb: 300 }), asOwner).then([created({ filesystem: 'xfs', sizeMb: 300 })]);
   });
 });
 

@@ -1,0 +1,198 @@
+/**
+ * The CC1-compatible API (SPEC 4.2): CC1's function names, parameter names, integer
+ * ids and reply envelope, so the existing CC1 portals work unchanged. Every reply is
+ * HTTP 200 with `{status, data}`; a refusal carries the CC1 error code in `status`.
+ */
+import { z } from 'zod';
+import * as images from '../../application/storageImages';
+import type { ServiceDeps } from '../../application/storageImages';
+import type { ImageView } from '../../application/storePorts';
+import {
+  DISK_CONTROLLERS,
+  FILESYSTEMS,
+  diskControllerById,
+  diskControllerId,
+  filesystemById,
+  imageStateId,
+  type DiskController,
+  type ImageStateName,
+} from '../../domain/catalog';
+import { DomainError } from '../../domain/errors';
+import type { Actor } from '../../domain/storageImage';
+import type { Caller } from '../shared/identity';
+import { id, parseBody } from '../shared/input';
+
+/** CC1's dict of a storage image. */
+export const cc1ImageDict = (view: ImageView) => ({
+  storage_image_id: view.id,
+  image_id: view.id,
+  user_id: view.userId,
+  name: view.name,
+  description: view.description,
+  disk_controller: diskControllerId(view.diskController as DiskController),
+  creation_date: view.creationDate,
+  progress: view.progress,
+  state: imageStateId(view.state as ImageStateName),
+  size: view.sizeMb,
+  disk_dev: view.diskDev ?? '',
+  vm_id: view.vmId ?? '',
+  vm_name: view.vmId === null ? '' : `vm-${view.vmId}`,
+});
+
+const controllerId = z
+  .number()
+  .int()
+  .refine((v) => diskControllerById(v) !== undefined, 'unknown disk controller id')
+  .transform((v) => diskControllerById(v)!);
+const filesystemId = z
+  .number()
+  .int()
+  .refine((v) => filesystemById(v) !== undefined, 'unknown filesystem id')
+  .transform((v) => filesystemById(v)!);
+
+const caller = { caller_id: id };
+const oneImage = z.object({ ...caller, storage_image_id: id }).passthrough();
+const schemas = {
+  create: z
+    .object({
+      ...caller,
+      name: z.string(),
+      description: z.string().optional(),
+      filesystem: filesystemId.optional(),
+      size: z.number().int().min(1),
+      disk_controller: controllerId,
+    })
+    .passthrough(),
+  get_list: z.object(caller).passthrough(),
+  get_by_id: oneImage,
+  delete: oneImage,
+  edit: z
+    .object({ ...caller, storage_image_id: id, name: z.string().optional(), description: z.string().optional(), disk_controller: controllerId.optional() })
+    .passthrough(),
+  attach: z.object({ ...caller, storage_image_id: id, vm_id: id }).passthrough(),
+  detach: z.object({ ...caller, storage_image_id: id, vm_id: id.optional() }).passthrough(),
+  get_disk_controllers: z.object(caller).passthrough(),
+  get_filesystems: z.object(caller).passthrough(),
+  admin_get_list: z.object({ ...caller, user_id: id.optional() }).passthrough(),
+};
+
+export interface Cc1Request {
+  caller: Caller;
+  body: unknown;
+  deps: ServiceDeps;
+}
+
+/**
+ * The actor for `caller_id`: the token's own user, or anyone for a trusted portal
+ * service. A mismatch is CC1's `user_permission`.
+ */
+const actorFor = (request: Cc1Request, callerId: number, admin = false): Actor => {
+  if (admin) {
+    if (!request.caller.isAdmin) throw new DomainError('user_permission', 'These functions need the admin group.');
+    if (callerId !== request.caller.userId && !request.caller.isPortal) throw new DomainError('user_permission', 'caller_id is not the token subject.');
+    return { kind: 'admin', userId: callerId };
+  }
+  if (request.caller.isPortal) return { kind: 'portal', userId: callerId };
+  if (callerId !== request.caller.userId) throw new DomainError('user_permission', 'caller_id is not the token subject.');
+  return { kind: 'user', userId: callerId };
+};
+
+/** Lists every page of a listing (CC1's get_list had no paging). */
+const allPages = async (list: (token?: string) => Promise<{ items: ImageView[]; nextToken?: string }>): Promise<ImageView[]> => {
+  const items: ImageView[] = [];
+  let token: string | undefined;
+  do {
+    const page = await list(token);
+    items.push(...page.items);
+    token = page.nextToken;
+  } while (token);
+  return items;
+};
+
+type Cc1Function = (request: Cc1Request) => Promise<unknown>;
+
+export const USER_FUNCTIONS: Record<string, Cc1Function> = {
+  create: async (r) => {
+    const p = parseBody(schemas.create, r.body);
+    const actor = actorFor(r, p.caller_id) as Actor & { userId: number };
+    const view = await images.createImage(
+      r.deps,
+      { name: p.name, description: p.description ?? '', filesystem: p.filesystem ?? 'raw', sizeMb: p.size, diskController: p.disk_controller },
+      actor,
+    );
+    return cc1ImageDict(view);
+  },
+  get_list: async (r) => {
+    const p = parseBody(schemas.get_list, r.body);
+    actorFor(r, p.caller_id);
+    const items = await allPages((nextToken) => images.listImages(r.deps, p.caller_id, { limit: 1000, ...(nextToken ? { nextToken } : {}) }));
+    return items.map(cc1ImageDict);
+  },
+  get_by_id: async (r) => {
+    const p = parseBody(schemas.get_by_id, r.body);
+    return cc1ImageDict(await images.getImage(r.deps, p.storage_image_id, actorFor(r, p.caller_id)));
+  },
+  delete: async (r) => {
+    const p = parseBody(schemas.delete, r.body);
+    await images.revokeImage(r.deps, p.storage_image_id, actorFor(r, p.caller_id));
+    return null;
+  },
+  edit: async (r) => {
+    const p = parseBody(schemas.edit, r.body);
+    await images.editImage(
+      r.deps,
+      p.storage_image_id,
+      { name: p.name, description: p.description, diskController: p.disk_controller },
+      actorFor(r, p.caller_id),
+    );
+    return null;
+  },
+  attach: async (r) => {
+    const p = parseBody(schemas.attach, r.body);
+    await images.attachImage(r.deps, p.storage_image_id, p.vm_id, actorFor(r, p.caller_id));
+    return null;
+  },
+  detach: async (r) => {
+    const p = parseBody(schemas.detach, r.body);
+    await images.detachImage(r.deps, p.storage_image_id, p.vm_id, actorFor(r, p.caller_id));
+    return null;
+  },
+  get_disk_controllers: async (r) => {
+    actorFor(r, parseBody(schemas.get_disk_controllers, r.body).caller_id);
+    return DISK_CONTROLLERS.map(({ id, name, liveAttach }) => ({ id, name, live_attach: liveAttach }));
+  },
+  get_filesystems: async (r) => {
+    actorFor(r, parseBody(schemas.get_filesystems, r.body).caller_id);
+    // CC1 returned its settings dict: name -> id.
+    return Object.fromEntries(FILESYSTEMS.map(({ id, name }) => [name, id]));
+  },
+};
+
+export const ADMIN_FUNCTIONS: Record<string, Cc1Function> = {
+  get_list: async (r) => {
+    const p = parseBody(schemas.admin_get_list, r.body);
+    actorFor(r, p.caller_id, true);
+    const page = (nextToken?: string) => ({ limit: 1000, includeRevoked: false, ...(nextToken ? { nextToken } : {}) });
+    const items = await allPages((t) => (p.user_id !== undefined ? r.deps.readModel.listByOwner(p.user_id, page(t)) : r.deps.readModel.listAll(page(t))));
+    return items.map(cc1ImageDict);
+  },
+  get_by_id: async (r) => {
+    const p = parseBody(schemas.get_by_id, r.body);
+    return cc1ImageDict(await images.getImage(r.deps, p.storage_image_id, actorFor(r, p.caller_id, true)));
+  },
+  delete: async (r) => {
+    const p = parseBody(schemas.delete, r.body);
+    await images.revokeImage(r.deps, p.storage_image_id, actorFor(r, p.caller_id, true));
+    return null;
+  },
+  edit: async (r) => {
+    const p = parseBody(schemas.edit, r.body);
+    await images.editImage(
+      r.deps,
+      p.storage_image_id,
+      { name: p.name, description: p.description, diskController: p.disk_controller },
+      actorFor(r, p.caller_id, true),
+    );
+    return null;
+  },
+};

@@ -1,0 +1,116 @@
+/**
+ * The middy stack shared by both HTTP APIs: correlation-id logging, header
+ * normalizer, JSON body parser, idempotency on writes (Idempotency-Key header),
+ * and errors turned into replies last. Route code stays free of plumbing.
+ */
+import middy from '@middy/core';
+import httpHeaderNormalizer from '@middy/http-header-normalizer';
+import httpJsonBodyParser from '@middy/http-json-body-parser';
+import { IdempotencyConfig } from '@aws-lambda-powertools/idempotency';
+import { makeHandlerIdempotent } from '@aws-lambda-powertools/idempotency/middleware';
+import type { BasePersistenceLayer } from '@aws-lambda-powertools/idempotency/persistence';
+import type { Logger } from '@aws-lambda-powertools/logger';
+import { correlationPaths } from '@aws-lambda-powertools/logger/correlationId';
+import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
+import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
+import type { APIGatewayProxyEventV2WithJWTAuthorizer, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
+import { DomainError, type ErrorCode } from '../../domain/errors';
+import { metrics } from './metrics';
+
+export type HttpEvent = Omit<APIGatewayProxyEventV2WithJWTAuthorizer, 'body'> & { body?: unknown; rawBody?: string };
+export type HttpResult = APIGatewayProxyStructuredResultV2;
+
+export const json = (statusCode: number, body: unknown, headers: Record<string, string> = {}): HttpResult => ({
+  statusCode,
+  headers: { 'content-type': 'application/json', ...headers },
+  body: JSON.stringify(body),
+});
+
+export const errorBody = (code: string, message: string) => ({ error: { code, message } });
+
+/** The one place a thrown error becomes an HTTP status and a `{error: {code, message}}` body. */
+export const errorReply = (error: unknown, logger: Logger): HttpResult => {
+  if (error instanceof DomainError) return json(error.httpStatus, errorBody(error.code, error.message));
+  const name = (error as { name?: string } | undefined)?.name;
+  if (name === 'IdempotencyAlreadyInProgressError') {
+    return json(409, errorBody('idempotency_in_progress' satisfies ErrorCode, 'A request with this Idempotency-Key is still running; retry shortly.'));
+  }
+  if (name === 'IdempotencyValidationError') {
+    return json(422, errorBody('idempotency_key_reused' satisfies ErrorCode, 'This Idempotency-Key was used with a different request body.'));
+  }
+  // middy's own refusals (bad JSON, bad content type) are the client's fault: 400.
+  const status = (error as { statusCode?: number; expose?: boolean } | undefined)?.statusCode;
+  if (status && status >= 400 && status < 500) {
+    const message = status === 415 ? 'The body must be JSON (Content-Type: application/json).' : 'The body is not valid JSON.';
+    return json(400, errorBody('validation', message));
+  }
+  logger.error('unexpected error', { error: error as Error });
+  return json(500, errorBody('internal', 'Internal error; the request id is in the x-request-id header.'));
+};
+
+export interface HttpStackOptions {
+  logger: Logger;
+  /** How a thrown error is answered (default: errorReply, the REST API's form). */
+  replyToError?: (error: unknown, logger: Logger) => HttpResult;
+  /** Resolved lazily so a cold start does not build clients for reads that do not need them. */
+  idempotencyStore?: () => BasePersistenceLayer;
+}
+
+/**
+ * The idempotency key of a write: the caller, the method and path, and the
+ * Idempotency-Key header. Reads and requests without the header have none
+ * (the JMESPath `&&` yields null, and Powertools lets the request through).
+ */
+const IDEMPOTENCY_KEY_PATH =
+  'headers."idempotency-key" && [requestContext.authorizer.jwt.claims.sub, requestContext.http.method, rawPath, headers."idempotency-key"]';
+
+/** A read is never replayed from the idempotency store: it drops the header. */
+const readsSkipIdempotency = {
+  before: async (request: { event: HttpEvent }) => {
+    const headers = request.event.headers;
+    if (request.event.requestContext.http.method === 'GET' && headers) delete headers['idempotency-key'];
+  },
+};
+
+export const httpStack = (route: (event: HttpEvent, context: Context) => Promise<HttpResult>, options: HttpStackOptions) => {
+  const { logger } = options;
+  const stack = middy<HttpEvent, HttpResult>()
+    // First in, so its onError runs last: after idempotency dropped its record, so
+    // only successful replies are ever replayed for an Idempotency-Key.
+    .use({
+      onError: async (request) => {
+        request.response = (options.replyToError ?? errorReply)(request.error, logger);
+      },
+    })
+    .use(injectLambdaContext(logger, { correlationIdPath: correlationPaths.API_GATEWAY_HTTP, resetKeys: true }))
+    .use(logMetrics(metrics))
+    .use(httpHeaderNormalizer())
+    .use(httpJsonBodyParser({ disableContentTypeError: false }));
+  if (options.idempotencyStore) {
+    const persistenceStore = lazyPersistence(options.idempotencyStore);
+    stack.use(readsSkipIdempotency).use(
+      makeHandlerIdempotent({
+        persistenceStore,
+        config: new IdempotencyConfig({
+          eventKeyJmesPath: IDEMPOTENCY_KEY_PATH,
+          payloadValidationJmesPath: 'body',
+          throwOnNoIdempotencyKey: false,
+          expiresAfterSeconds: 24 * 3600,
+        }),
+      }),
+    );
+  }
+  return stack.handler(route);
+};
+
+/** Builds the persistence layer on first use (its DynamoDB client included). */
+const lazyPersistence = (make: () => BasePersistenceLayer): BasePersistenceLayer => {
+  let store: BasePersistenceLayer | undefined;
+  return new Proxy({} as BasePersistenceLayer, {
+    get(_target, property) {
+      store ??= make();
+      const value = (store as unknown as Record<PropertyKey, unknown>)[property];
+      return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(store) : value;
+    },
+  });
+};

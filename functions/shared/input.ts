@@ -1,0 +1,62 @@
+/**
+ * Input checks shared by both APIs: zod schemas for bodies, integer ids in paths
+ * and queries. Every refusal is a 400 `validation` (or the CC1 code that fits).
+ */
+import { z } from 'zod';
+import { DISK_CONTROLLERS, FILESYSTEMS } from '../../domain/catalog';
+import { DomainError } from '../../domain/errors';
+
+/** CC1 ids and user/VM ids: positive integers that fit a JS number exactly. */
+export const ID_PATTERN = /^[1-9][0-9]{0,14}$/;
+
+export const parseId = (value: unknown, what: string): number => {
+  const text = typeof value === 'number' && Number.isSafeInteger(value) ? String(value) : value;
+  if (typeof text !== 'string' || !ID_PATTERN.test(text)) {
+    throw new DomainError('validation', `${what} must be a positive integer.`);
+  }
+  return Number(text);
+};
+
+export const id = z.number().int().positive().max(Number.MAX_SAFE_INTEGER);
+
+const controllerNames = DISK_CONTROLLERS.map((c) => c.name) as [string, ...string[]];
+const filesystemNames = FILESYSTEMS.map((f) => f.name) as [string, ...string[]];
+
+export const controllerName = z.enum(controllerNames as ['virtio', ...('scsi' | 'ide' | 'sata' | 'usb')[]]);
+export const filesystemName = z.enum(filesystemNames as ['raw', ...('fat32' | 'ext4' | 'reiserfs' | 'xfs' | 'ntfs')[]]);
+
+/**
+ * Parses `body` with `schema`; the first problem becomes the message. `image_invalid_size`
+ * for a bad size, as CC1 answered.
+ */
+export const parseBody = <T>(schema: z.ZodType<T>, body: unknown): T => {
+  const result = schema.safeParse(body ?? {});
+  if (result.success) return result.data;
+  const issue = result.error.issues[0]!;
+  const field = issue.path.join('.') || 'body';
+  const code = /^(sizeMb|size)$/.test(field) ? 'image_invalid_size' : 'validation';
+  throw new DomainError(code, `${field}: ${issue.message}`);
+};
+
+/** `?limit=` (1..1000, default 100) and `?nextToken=`. */
+export const parsePage = (query: Record<string, string | undefined> | undefined): { limit: number; nextToken?: string } => {
+  const rawLimit = query?.limit;
+  let limit = 100;
+  if (rawLimit !== undefined) {
+    if (!/^[0-9]{1,4}$/.test(rawLimit) || Number(rawLimit) < 1 || Number(rawLimit) > 1000) {
+      throw new DomainError('validation', 'limit must be an integer from 1 to 1000.');
+    }
+    limit = Number(rawLimit);
+  }
+  const nextToken = query?.nextToken;
+  if (nextToken !== undefined && !/^[A-Za-z0-9_-]{1,2048}$/.test(nextToken)) {
+    throw new DomainError('validation', 'nextToken is not a token this API gave.');
+  }
+  return nextToken ? { limit, nextToken } : { limit };
+};
+
+export const parseBoolean = (value: string | undefined, what: string): boolean => {
+  if (value === undefined || value === 'false') return false;
+  if (value === 'true') return true;
+  throw new DomainError('validation', `${what} must be true or false.`);
+};

@@ -1,0 +1,58 @@
+/**
+ * The `VM State Change` event that hypervisor hosts put on the bus (SPEC 4.3):
+ * source `cc1.hypervisor`, detail {vmId, userId, domain: "vm-<vmId>-<userId>",
+ * hostId, state, reason?, time?}. `time` (ISO, milliseconds) is when the host saw the
+ * change; it orders redeliveries. Without it, EventBridge's own `time` is used.
+ */
+import { z } from 'zod';
+import type { VmStateChange } from '../../application/storePorts';
+import { DomainError } from '../../domain/errors';
+import { id } from '../shared/input';
+
+export const VM_EVENT_SOURCE = 'cc1.hypervisor';
+export const VM_EVENT_DETAIL_TYPE = 'VM State Change';
+
+const detailSchema = z
+  .object({
+    vmId: id,
+    userId: id,
+    domain: z.string().regex(/^vm-[0-9]{1,15}-[0-9]{1,15}$/),
+    hostId: z.string().regex(/^(i|mi)-[0-9a-f]{8,17}$/),
+    state: z.enum(['running', 'stopped']),
+    reason: z.string().regex(/^[a-z][a-z0-9_-]{0,31}$/).optional(),
+    time: z.iso.datetime({ offset: true }).optional(),
+  })
+  .refine((d) => d.domain === `vm-${d.vmId}-${d.userId}`, { message: 'domain must be vm-<vmId>-<userId>' });
+
+export interface VmEventEnvelope {
+  source?: unknown;
+  'detail-type'?: unknown;
+  time?: unknown;
+  detail?: unknown;
+}
+
+/** A bad event: not retried; it goes to the dead-letter path with this reason. */
+export class BadVmEventError extends DomainError {
+  constructor(reason: string) {
+    super('validation', `bad VM State Change event: ${reason}`);
+    this.name = 'BadVmEventError';
+  }
+}
+
+export const parseVmEvent = (event: VmEventEnvelope): { change: VmStateChange; reason?: string } => {
+  if (event.source !== VM_EVENT_SOURCE || event['detail-type'] !== VM_EVENT_DETAIL_TYPE) {
+    throw new BadVmEventError(`unexpected source/detail-type ${JSON.stringify([event.source, event['detail-type']])}`);
+  }
+  const parsed = detailSchema.safeParse(event.detail);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw new BadVmEventError(`${issue.path.join('.') || 'detail'}: ${issue.message}`);
+  }
+  const d = parsed.data;
+  const time = d.time ?? (typeof event.time === 'string' ? event.time : undefined);
+  if (!time || Number.isNaN(Date.parse(time))) throw new BadVmEventError('no usable time');
+  return {
+    change: { vmId: d.vmId, userId: d.userId, domain: d.domain, hostId: d.hostId, state: d.state, time: new Date(time).toISOString() },
+    ...(d.reason ? { reason: d.reason } : {}),
+  };
+};
