@@ -17,6 +17,7 @@ import { CONTROL_TABLE, EVENTS_TABLE, imagesTable } from '../adapters/dynamodb/t
 import { DOCUMENTS, type DocumentKey } from '../adapters/ssm/documents';
 import { ENV } from '../functions/shared/config';
 import { readDeployConfig, type DeployConfig } from './config';
+import { nagArn } from './nag';
 import { Alarms } from './constructs/alarms';
 import { Cc1Function } from './constructs/cc1Function';
 import { DeadLetterQueue } from './constructs/deadLetterQueue';
@@ -271,7 +272,7 @@ export class StorageImagesStack extends Stack {
       'The images read model is versioned (<prefix>-images-v<N>): a rebuild fills generation N+1 from the event log and switches ' +
       'by a control record without a redeploy, so the function must reach every generation and its GSIs (byId, byVm). The wildcard ' +
       "stays inside this service's table prefix.";
-    const arn = `arn:<AWS::Partition>:dynamodb:<AWS::Region>:<AWS::AccountId>:table/${this.config.tablePrefix}-images-v*`;
+    const arn = nagArn(this, (p) => `arn:${p.partition}:dynamodb:${p.region}:${p.account}:table/${this.config.tablePrefix}-images-v*`);
     Validations.of(f.role).acknowledge(
       { id: `AwsSolutions-IAM5[Resource::${arn}]`, reason },
       { id: `AwsSolutions-IAM5[Resource::${arn}/index/*]`, reason },

@@ -1,6 +1,7 @@
 import { Stack, Validations } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type { DocumentKey } from '../../adapters/ssm/documents';
+import { nagArn } from '../nag';
 import type { SsmDocuments } from './ssmDocuments';
 
 export interface HostTag {
@@ -51,8 +52,8 @@ export const grantHostCommands = (role: iam.IRole, documents: SsmDocuments, keys
   Validations.of(policy).acknowledge(
     ...[
       'Resource::*',
-      'Resource::arn:<AWS::Partition>:ec2:*:<AWS::AccountId>:instance/*',
-      'Resource::arn:<AWS::Partition>:ssm:*:<AWS::AccountId>:managed-instance/*',
+      nagArn(policy, (p) => `Resource::arn:${p.partition}:ec2:*:${p.account}:instance/*`),
+      nagArn(policy, (p) => `Resource::arn:${p.partition}:ssm:*:${p.account}:managed-instance/*`),
     ].map((finding) => ({ id: `AwsSolutions-IAM5[${finding}]`, reason })),
   );
 };

@@ -1,0 +1,586 @@
+/**
+ * The deployment, proven by synthesis: the CloudFormation template the stack makes,
+ * checked with aws-cdk-lib/assertions and cdk-nag. Bundling is skipped here (context
+ * `aws:cdk:bundling-stacks: []`); test/int/infra-bundling.int.test.ts bundles for real.
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { App, Validations } from 'aws-cdk-lib';
+import { Template } from 'aws-cdk-lib/assertions';
+import { AwsSolutionsChecks } from 'cdk-nag';
+import type { IConstruct } from 'constructs';
+import { CONTROL_TABLE, EVENTS_TABLE, imagesTable, type TableDef } from '../../adapters/dynamodb/tables';
+import { DOCUMENTS } from '../../adapters/ssm/documents';
+import { ENV } from '../../functions/shared/config';
+import { readDeployConfig, type ContextKey } from '../../infra/config';
+import { PROJECT_ROOT } from '../../infra/constructs/cc1Function';
+import { StorageImagesStack } from '../../infra/storageImagesStack';
+
+jest.setTimeout(120_000);
+
+const FUNCTIONS = ['restApi', 'cc1Api', 'vmEvents', 'projector', 'diskFiles', 'reconciler'] as const;
+
+/**
+ * A throw-away project with one-line handlers: these tests are about the
+ * infrastructure, not the handlers (bundling is skipped anyway), so they do not wait
+ * for functions/ to be complete. The bundling test uses the real ones.
+ */
+const stubProject = (() => {
+  let dir: string | undefined;
+  return () => {
+    if (dir) return dir;
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cc1-infra-'));
+    for (const name of FUNCTIONS) {
+      fs.mkdirSync(path.join(dir, 'functions', name), { recursive: true });
+      fs.writeFileSync(path.join(dir, 'functions', name, 'handler.ts'), 'export const handler = async () => ({});\n');
+    }
+    fs.copyFileSync(path.join(PROJECT_ROOT, 'package-lock.json'), path.join(dir, 'package-lock.json'));
+    fs.copyFileSync(path.join(PROJECT_ROOT, 'tsconfig.json'), path.join(dir, 'tsconfig.json'));
+    return dir;
+  };
+})();
+
+const synth = (context: Partial<Record<ContextKey, unknown>> = {}) => {
+  const app = new App({ context: { 'aws:cdk:bundling-stacks': [], ...context } });
+  const stack = new StorageImagesStack(app, 'Cc1StorageImages', {
+    env: { account: '123456789012', region: 'eu-west-1' },
+    projectRoot: stubProject(),
+  });
+  return { app, stack, template: Template.fromStack(stack) };
+};
+
+type Resources = Record<string, { Type: string; Properties?: any; DeletionPolicy?: string; UpdateReplacePolicy?: string }>;
+const resourcesOf = (t: Template, type: string): Resources => t.findResources(type) as Resources;
+const only = <T>(items: Record<string, T>): [string, T] => {
+  const entries = Object.entries(items);
+  expect(entries).toHaveLength(1);
+  return entries[0]!;
+};
+/** The logical id of the Lambda function of `name` (construct path .../<Name>/Function). */
+const functionId = (t: Template, name: string): string => {
+  const prefix = name.charAt(0).toUpperCase() + name.slice(1) + 'Function';
+  const ids = Object.keys(resourcesOf(t, 'AWS::Lambda::Function')).filter((id) => id.startsWith(prefix) && !id.startsWith(prefix + 'Function'));
+  expect(ids).toHaveLength(1);
+  return ids[0]!;
+};
+const roleIdOf = (t: Template, name: string): string => {
+  const fn = resourcesOf(t, 'AWS::Lambda::Function')[functionId(t, name)]!;
+  return fn.Properties.Role['Fn::GetAtt'][0];
+};
+/** Every policy statement attached to the role of function `name`. */
+const statementsOf = (t: Template, name: string): any[] => {
+  const roleId = roleIdOf(t, name);
+  return Object.values(resourcesOf(t, 'AWS::IAM::Policy'))
+    .filter((p) => (p.Properties.Roles as any[]).some((r) => r.Ref === roleId))
+    .flatMap((p) => p.Properties.PolicyDocument.Statement);
+};
+const actionsOf = (s: any): string[] => [s.Action].flat();
+
+// SPEC 4.1 and 4.2, written out here on purpose (not imported from infra/routes.ts).
+// HTTP API route keys cannot end with "/"; API Gateway routes CC1's `/x/` URLs to `/x`.
+const EXPECTED_ROUTES = [
+  'POST /storage-images',
+  'GET /storage-images',
+  'GET /storage-images/{id}',
+  'PATCH /storage-images/{id}',
+  'DELETE /storage-images/{id}',
+  'GET /storage-images/{id}/history',
+  'POST /storage-images/{id}/attach',
+  'POST /storage-images/{id}/detach',
+  'GET /disk-controllers',
+  'GET /filesystems',
+  'GET /admin/storage-images',
+  'GET /admin/storage-images/{id}',
+  'DELETE /admin/storage-images/{id}',
+  'POST /admin/storage-images/{id}/detach',
+  'POST /vms/{vmId}/disks',
+  'GET /vms/{vmId}/disks',
+  ...['create', 'get_list', 'get_by_id', 'delete', 'edit', 'attach', 'detach', 'get_disk_controllers', 'get_filesystems'].map(
+    (fn) => `POST /user/storage_image/${fn}`,
+  ),
+  ...['get_list', 'get_by_id', 'delete', 'edit'].map((fn) => `POST /admin_cm/storage_image/${fn}`),
+];
+
+describe('the stack with its defaults (a Cognito user pool)', () => {
+  let t: Template;
+  let app: App;
+  let stack: StorageImagesStack;
+  beforeAll(() => {
+    ({ template: t, app, stack } = synth({ storageHostId: 'mi-0123456789abcdef0' }));
+  });
+
+  describe('HTTP API', () => {
+    it('has exactly the routes of SPEC 4.1 and 4.2, and no catch-all', () => {
+      const keys = Object.values(resourcesOf(t, 'AWS::ApiGatewayV2::Route')).map((r) => r.Properties.RouteKey);
+      expect([...keys].sort()).toEqual([...EXPECTED_ROUTES].sort());
+      expect(keys).not.toContain('$default');
+    });
+
+    it('puts every route behind the JWT authorizer (no route without it)', () => {
+      const [authorizerId, authorizer] = only(resourcesOf(t, 'AWS::ApiGatewayV2::Authorizer'));
+      expect(authorizer.Properties).toMatchObject({
+        AuthorizerType: 'JWT',
+        IdentitySource: ['$request.header.Authorization'],
+        JwtConfiguration: { Issuer: expect.anything(), Audience: [expect.anything()] },
+      });
+      const routes = Object.values(resourcesOf(t, 'AWS::ApiGatewayV2::Route'));
+      expect(routes.length).toBe(EXPECTED_ROUTES.length);
+      for (const route of routes) {
+        expect(route.Properties.AuthorizationType).toBe('JWT');
+        expect(route.Properties.AuthorizerId).toEqual({ Ref: authorizerId });
+      }
+    });
+
+    it('sends the REST routes to restApi and the CC1 routes to cc1Api', () => {
+      const integrations = resourcesOf(t, 'AWS::ApiGatewayV2::Integration');
+      const targetOf = (routeKey: string) => {
+        const route = Object.values(resourcesOf(t, 'AWS::ApiGatewayV2::Route')).find((r) => r.Properties.RouteKey === routeKey)!;
+        const integrationId = route.Properties.Target['Fn::Join'][1][1].Ref;
+        return integrations[integrationId]!.Properties.IntegrationUri['Fn::GetAtt'][0];
+      };
+      expect(targetOf('POST /storage-images')).toBe(functionId(t, 'restApi'));
+      expect(targetOf('GET /vms/{vmId}/disks')).toBe(functionId(t, 'restApi'));
+      expect(targetOf('POST /user/storage_image/attach')).toBe(functionId(t, 'cc1Api'));
+      expect(targetOf('POST /admin_cm/storage_image/edit')).toBe(functionId(t, 'cc1Api'));
+    });
+
+    it('uses a Cognito user pool with the groups admin and portal and an app client', () => {
+      const [poolId, pool] = only(resourcesOf(t, 'AWS::Cognito::UserPool'));
+      expect(pool.Properties.AdminCreateUserConfig).toEqual({ AllowAdminCreateUserOnly: true });
+      expect(pool.DeletionPolicy).toBe('Retain');
+      const groups = Object.values(resourcesOf(t, 'AWS::Cognito::UserPoolGroup')).map((g) => g.Properties.GroupName);
+      expect(groups.sort()).toEqual(['admin', 'portal']);
+      const [clientId] = only(resourcesOf(t, 'AWS::Cognito::UserPoolClient'));
+      const [, authorizer] = only(resourcesOf(t, 'AWS::ApiGatewayV2::Authorizer'));
+      expect(JSON.stringify(authorizer.Properties.JwtConfiguration.Issuer)).toContain(poolId);
+      expect(authorizer.Properties.JwtConfiguration.Audience).toEqual([{ Ref: clientId }]);
+      // The CC1 user id is an immutable custom attribute, read from the ID token.
+      expect(pool.Properties.Schema).toEqual(
+        expect.arrayContaining([expect.objectContaining({ Name: 'cc1_user_id', AttributeDataType: 'Number', Mutable: false })]),
+      );
+      const [, client] = only(resourcesOf(t, 'AWS::Cognito::UserPoolClient'));
+      expect(client.Properties.WriteAttributes).not.toContain('custom:cc1_user_id');
+    });
+
+    it('logs access on the stage and throttles by default', () => {
+      const [, stage] = only(resourcesOf(t, 'AWS::ApiGatewayV2::Stage'));
+      expect(stage.Properties).toMatchObject({
+        StageName: '$default',
+        AutoDeploy: true,
+        DefaultRouteSettings: { ThrottlingRateLimit: 50, ThrottlingBurstLimit: 100 },
+        AccessLogSettings: { DestinationArn: expect.anything(), Format: expect.stringMatching('\\$context.requestId') },
+      });
+    });
+  });
+
+  describe('local-only auth cannot be deployed', () => {
+    it('has no LOCAL_JWT_SECRET, SSM_ENDPOINT or DYNAMODB_ENDPOINT anywhere in the template', () => {
+      const text = JSON.stringify(t.toJSON());
+      expect(text).not.toContain('LOCAL_JWT_SECRET');
+      expect(text).not.toContain(ENV.ssmEndpoint);
+      expect(text).not.toContain(ENV.dynamodbEndpoint);
+      for (const fn of Object.values(resourcesOf(t, 'AWS::Lambda::Function'))) {
+        const vars = Object.keys(fn.Properties.Environment?.Variables ?? {});
+        expect(vars.filter((v) => /LOCAL|HS256|JWT_SECRET/i.test(v))).toEqual([]);
+      }
+    });
+
+    it('never imports local/ from infra/ (followed through every relative import)', () => {
+      const seen = new Set<string>();
+      const visit = (file: string) => {
+        if (seen.has(file)) return;
+        seen.add(file);
+        const source = fs.readFileSync(file, 'utf8');
+        for (const m of source.matchAll(/from\s+'(\.[^']+)'|require\('(\.[^']+)'\)/g)) {
+          const spec = (m[1] ?? m[2])!;
+          const base = path.resolve(path.dirname(file), spec);
+          const resolved = [`${base}.ts`, path.join(base, 'index.ts')].find((f) => fs.existsSync(f));
+          if (resolved) visit(resolved);
+        }
+      };
+      visit(path.join(PROJECT_ROOT, 'infra', 'app.ts'));
+      const local = [...seen].filter((f) => path.relative(PROJECT_ROOT, f).startsWith(`local${path.sep}`));
+      expect(local).toEqual([]);
+      expect(seen.size).toBeGreaterThan(5);
+    });
+  });
+
+  describe('functions', () => {
+    it('are six Node.js 22 arm64 functions with source maps, Powertools settings and every runtime setting', () => {
+      const fns = resourcesOf(t, 'AWS::Lambda::Function');
+      expect(Object.keys(fns)).toHaveLength(FUNCTIONS.length);
+      const deployed = Object.entries(ENV)
+        .filter(([key]) => key !== 'ssmEndpoint' && key !== 'dynamodbEndpoint')
+        .map(([, name]) => name);
+      for (const fn of Object.values(fns)) {
+        expect(fn.Properties).toMatchObject({ Runtime: 'nodejs22.x', Architectures: ['arm64'], Handler: 'index.handler' });
+        const vars = fn.Properties.Environment.Variables;
+        expect(vars).toMatchObject({
+          NODE_OPTIONS: '--enable-source-maps',
+          POWERTOOLS_SERVICE_NAME: 'cc1-storage-images',
+          POWERTOOLS_METRICS_NAMESPACE: 'Cc1StorageImages',
+          TABLE_PREFIX: 'cc1',
+          USER_ID_CLAIM: 'custom:cc1_user_id',
+          STORAGE_HOST_ID: 'mi-0123456789abcdef0',
+          MAX_DISKS_PER_VM: '10',
+        });
+        for (const name of deployed) expect(vars).toHaveProperty(name);
+        expect(fn.Properties.LoggingConfig).toMatchObject({ LogFormat: 'JSON', LogGroup: { Ref: expect.anything() } });
+      }
+      for (const lg of Object.values(resourcesOf(t, 'AWS::Logs::LogGroup'))) expect(lg.Properties.RetentionInDays).toBeGreaterThan(0);
+    });
+
+    it('pass the generated SSM document names as SSM_DOCUMENT_NAMES (logical key -> physical name)', () => {
+      const docIds = Object.keys(resourcesOf(t, 'AWS::SSM::Document'));
+      const fn = resourcesOf(t, 'AWS::Lambda::Function')[functionId(t, 'restApi')]!;
+      const value = JSON.stringify(fn.Properties.Environment.Variables.SSM_DOCUMENT_NAMES);
+      for (const key of Object.keys(DOCUMENTS)) expect(value).toContain(`\\"${key}\\":\\"`);
+      for (const id of docIds) expect(value).toContain(`"Ref":"${id}"`);
+    });
+  });
+
+  describe('tables', () => {
+    const expected: [string, TableDef][] = [
+      ['cc1-events', EVENTS_TABLE],
+      ['cc1-control', CONTROL_TABLE],
+      ['cc1-images-v1', imagesTable(1)],
+    ];
+
+    it('are the three tables of adapters/dynamodb/tables.ts, keys and indexes as defined', () => {
+      const tables = Object.values(resourcesOf(t, 'AWS::DynamoDB::Table'));
+      expect(tables.map((x) => x.Properties.TableName).sort()).toEqual(expected.map(([n]) => n).sort());
+      for (const [name, def] of expected) {
+        const table = tables.find((x) => x.Properties.TableName === name)!;
+        expect(table.Properties.KeySchema).toEqual([
+          { AttributeName: def.partitionKey.name, KeyType: 'HASH' },
+          ...(def.sortKey ? [{ AttributeName: def.sortKey.name, KeyType: 'RANGE' }] : []),
+        ]);
+        expect((table.Properties.GlobalSecondaryIndexes ?? []).map((g: any) => g.IndexName)).toEqual(def.globalSecondaryIndexes.map((g) => g.indexName));
+      }
+      const events = tables.find((x) => x.Properties.TableName === 'cc1-events')!;
+      expect(events.Properties.StreamSpecification).toEqual({ StreamViewType: 'NEW_IMAGE' });
+      const control = tables.find((x) => x.Properties.TableName === 'cc1-control')!;
+      expect(control.Properties.TimeToLiveSpecification).toEqual({ AttributeName: 'expiration', Enabled: true });
+    });
+
+    it('keep their data: PITR, deletion protection, retained on delete and replace, on-demand, encrypted', () => {
+      for (const table of Object.values(resourcesOf(t, 'AWS::DynamoDB::Table'))) {
+        expect(table.DeletionPolicy).toBe('Retain');
+        expect(table.UpdateReplacePolicy).toBe('Retain');
+        expect(table.Properties).toMatchObject({
+          BillingMode: 'PAY_PER_REQUEST',
+          DeletionProtectionEnabled: true,
+          PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
+          SSESpecification: { SSEEnabled: true },
+        });
+      }
+    });
+  });
+
+  describe('event store stream', () => {
+    const mappingOf = (name: string) =>
+      Object.values(resourcesOf(t, 'AWS::Lambda::EventSourceMapping')).find((m) => m.Properties.FunctionName.Ref === functionId(t, name))!;
+
+    it('feeds the projector with partial batch responses, bisection, bounded retries and an on-failure queue', () => {
+      const m = mappingOf('projector');
+      expect(m.Properties).toMatchObject({
+        EventSourceArn: { 'Fn::GetAtt': [expect.stringMatching('^EventsTable'), 'StreamArn'] },
+        StartingPosition: 'TRIM_HORIZON',
+        FunctionResponseTypes: ['ReportBatchItemFailures'],
+        BisectBatchOnFunctionError: true,
+        MaximumRetryAttempts: 10,
+        MaximumRecordAgeInSeconds: 86_400,
+        DestinationConfig: { OnFailure: { Destination: { 'Fn::GetAtt': [expect.stringMatching('^ProjectorDlq'), 'Arn'] } } },
+      });
+    });
+
+    it('feeds diskFiles only StorageImageCreated and StorageImageRevoked, with its own dead-letter queue', () => {
+      const m = mappingOf('diskFiles');
+      expect(m.Properties).toMatchObject({
+        FunctionResponseTypes: ['ReportBatchItemFailures'],
+        BisectBatchOnFunctionError: true,
+        MaximumRetryAttempts: 10,
+        DestinationConfig: { OnFailure: { Destination: { 'Fn::GetAtt': [expect.stringMatching('^DiskFilesDlq'), 'Arn'] } } },
+      });
+      const [filter] = m.Properties.FilterCriteria.Filters;
+      expect(JSON.parse(filter.Pattern)).toEqual({
+        eventName: ['INSERT'],
+        dynamodb: { NewImage: { type: { S: ['StorageImageCreated', 'StorageImageRevoked'] } } },
+      });
+    });
+
+    it('dead-letter queues are encrypted and refuse plain HTTP', () => {
+      const queues = resourcesOf(t, 'AWS::SQS::Queue');
+      expect(Object.keys(queues)).toHaveLength(3);
+      for (const q of Object.values(queues)) expect(q.Properties.SqsManagedSseEnabled).toBe(true);
+      const policies = Object.values(resourcesOf(t, 'AWS::SQS::QueuePolicy'));
+      for (const id of Object.keys(queues)) {
+        const policy = policies.find((p) => p.Properties.Queues.some((q: any) => q.Ref === id))!;
+        expect(policy.Properties.PolicyDocument.Statement).toEqual(
+          expect.arrayContaining([
+            expect.objectContaining({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } }),
+          ]),
+        );
+      }
+    });
+  });
+
+  describe('EventBridge', () => {
+    it('has the custom bus and a rule for VM State Change from cc1.hypervisor into vmEvents, with retries and a DLQ', () => {
+      const [busId, bus] = only(resourcesOf(t, 'AWS::Events::EventBus'));
+      expect(bus.Properties.Name).toBe('cc1-hypervisor');
+      const rules = Object.values(resourcesOf(t, 'AWS::Events::Rule'));
+      const rule = rules.find((r) => r.Properties.EventPattern)!;
+      expect(rule.Properties.EventBusName).toEqual({ Ref: busId });
+      expect(rule.Properties.EventPattern).toEqual({ source: ['cc1.hypervisor'], 'detail-type': ['VM State Change'] });
+      const [target] = rule.Properties.Targets;
+      expect(target).toMatchObject({
+        Arn: { 'Fn::GetAtt': [functionId(t, 'vmEvents'), 'Arn'] },
+        RetryPolicy: { MaximumRetryAttempts: 10, MaximumEventAgeInSeconds: 86_400 },
+        DeadLetterConfig: { Arn: { 'Fn::GetAtt': [expect.stringMatching('^VmEventsDlq'), 'Arn'] } },
+      });
+      // A handler error (after Lambda's own retries) is dead-lettered too.
+      const invokeConfig = Object.values(resourcesOf(t, 'AWS::Lambda::EventInvokeConfig')).find(
+        (c) => c.Properties.FunctionName.Ref === functionId(t, 'vmEvents'),
+      )!;
+      expect(invokeConfig.Properties.DestinationConfig.OnFailure.Destination).toEqual({
+        'Fn::GetAtt': [expect.stringMatching('^VmEventsDlq'), 'Arn'],
+      });
+    });
+
+    it('runs the reconciler every five minutes', () => {
+      const rule = Object.values(resourcesOf(t, 'AWS::Events::Rule')).find((r) => r.Properties.ScheduleExpression)!;
+      expect(rule.Properties.ScheduleExpression).toBe('rate(5 minutes)');
+      expect(rule.Properties.Targets[0].Arn).toEqual({ 'Fn::GetAtt': [functionId(t, 'reconciler'), 'Arn'] });
+    });
+
+    it('lets the hosts put events on the bus (host role) and be managed by SSM', () => {
+      const [, role] = Object.entries(resourcesOf(t, 'AWS::IAM::Role')).find(([id]) => id.startsWith('HostRole'))!;
+      const principals = role.Properties.AssumeRolePolicyDocument.Statement.map((s: any) => s.Principal.Service);
+      expect(principals.sort()).toEqual(['ec2.amazonaws.com', 'ssm.amazonaws.com']);
+      const statements = Object.values(resourcesOf(t, 'AWS::IAM::Policy'))
+        .filter((p) => p.Properties.Roles.some((r: any) => r.Ref?.startsWith('HostRole')))
+        .flatMap((p) => p.Properties.PolicyDocument.Statement);
+      expect(statements).toEqual([expect.objectContaining({ Action: 'events:PutEvents', Resource: { 'Fn::GetAtt': [expect.anything(), 'Arn'] } })]);
+    });
+  });
+
+  describe('SSM documents', () => {
+    it('are created from adapters/ssm/documents, as Command documents in JSON', () => {
+      const docs = Object.values(resourcesOf(t, 'AWS::SSM::Document'));
+      expect(docs).toHaveLength(Object.keys(DOCUMENTS).length);
+      for (const { content } of Object.values(DOCUMENTS)) {
+        const doc = docs.find((d) => d.Properties.Content.description === content.description)!;
+        expect(doc.Properties).toMatchObject({ DocumentType: 'Command', DocumentFormat: 'JSON', Content: JSON.parse(JSON.stringify(content)) });
+      }
+    });
+
+    it('give every parameter an allowedPattern and pass values only as environment variables', () => {
+      for (const doc of Object.values(resourcesOf(t, 'AWS::SSM::Document'))) {
+        const content = doc.Properties.Content;
+        expect(content.schemaVersion).toBe('2.2');
+        for (const [name, p] of Object.entries<any>(content.parameters)) {
+          expect([name, typeof p.allowedPattern]).toEqual([name, 'string']);
+          expect(p.allowedPattern).toMatch(/^\^.*\$$/);
+        }
+        for (const step of content.mainSteps) {
+          expect(step.inputs.interpolationType).toBe('ENV_VAR');
+          expect(step.inputs.runCommand.join('\n')).not.toMatch(/\{\{/);
+        }
+      }
+    });
+  });
+
+  describe('IAM', () => {
+    const documentArn = (id: string) => ({
+      'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, ':ssm:eu-west-1:123456789012:document/', { Ref: id }]],
+    });
+    const docId = (key: string) =>
+      Object.entries(resourcesOf(t, 'AWS::SSM::Document')).find(([, d]) => d.Properties.Content.description === (DOCUMENTS as any)[key].content.description)![0];
+
+    it('allows ssm:SendCommand only with our documents, and only on instances tagged as CC1 hosts', () => {
+      const allSend = Object.values(resourcesOf(t, 'AWS::IAM::Policy'))
+        .flatMap((p) => p.Properties.PolicyDocument.Statement)
+        .filter((s: any) => actionsOf(s).some((a) => a === 'ssm:SendCommand' || a === 'ssm:*' || a === '*'));
+      expect(allSend.length).toBeGreaterThan(0);
+      for (const s of allSend) {
+        expect(actionsOf(s)).toEqual(['ssm:SendCommand']);
+        const resources = [s.Resource].flat();
+        expect(resources).not.toContain('*');
+        const isDocuments = resources.every((r: any) => JSON.stringify(r).includes(':document/'));
+        if (isDocuments) {
+          expect(s.Condition).toBeUndefined();
+        } else {
+          expect(resources).toEqual([
+            { 'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, ':ec2:*:123456789012:instance/*']] },
+            { 'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, ':ssm:*:123456789012:managed-instance/*']] },
+          ]);
+          expect(s.Condition).toEqual({ StringEquals: { 'ssm:resourceTag/cc1-role': ['hypervisor', 'storage'] } });
+        }
+      }
+    });
+
+    it('gives each SSM caller exactly its documents; vmEvents and the projector none', () => {
+      const docsOf = (name: string) =>
+        statementsOf(t, name)
+          .filter((s) => actionsOf(s).includes('ssm:SendCommand') && !s.Condition)
+          .flatMap((s) => [s.Resource].flat());
+      const hypervisor = ['attachDisk', 'detachDisk', 'listDisks'].map((k) => documentArn(docId(k)));
+      expect(docsOf('restApi')).toEqual(hypervisor);
+      expect(docsOf('cc1Api')).toEqual(hypervisor);
+      expect(docsOf('diskFiles')).toEqual(['createDiskFile', 'deleteDiskFile'].map((k) => documentArn(docId(k))));
+      expect(docsOf('reconciler')).toHaveLength(Object.keys(DOCUMENTS).length);
+      for (const name of ['vmEvents', 'projector']) {
+        expect(statementsOf(t, name).flatMap(actionsOf).filter((a) => a.startsWith('ssm:'))).toEqual([]);
+      }
+    });
+
+    it('allows the command follow-up calls (no resource-level permissions) and nothing more on "*"', () => {
+      for (const name of ['restApi', 'cc1Api', 'diskFiles', 'reconciler']) {
+        const star = statementsOf(t, name).filter((s) => [s.Resource].flat().includes('*'));
+        expect(star.flatMap(actionsOf).sort()).toEqual(
+          [
+            'ssm:CancelCommand',
+            'ssm:GetCommandInvocation',
+            'ssm:ListCommandInvocations',
+            ...(name === 'diskFiles' ? ['dynamodb:ListStreams'] : []),
+          ].sort(),
+        );
+      }
+    });
+
+    it('gives the projector read-only access to the event log and the control table', () => {
+      const writes = ['dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem', 'dynamodb:BatchWriteItem'];
+      const onTable = (prefix: string) =>
+        statementsOf(t, 'projector').filter((s) =>
+          [s.Resource].flat().some((r: any) => JSON.stringify(r).includes(`"${prefix}`)),
+        );
+      expect(onTable('EventsTable').flatMap(actionsOf).filter((a) => writes.includes(a))).toEqual([]);
+      expect(onTable('ControlTable').flatMap(actionsOf).filter((a) => writes.includes(a))).toEqual([]);
+    });
+
+    it('reaches the images read models through the versioned name pattern only', () => {
+      const images = statementsOf(t, 'projector').find((s) => s.Sid === 'ImagesReadModels')!;
+      const rendered = JSON.stringify(images.Resource);
+      expect(rendered).toContain(':table/cc1-images-v*');
+      expect(rendered).toContain(':table/cc1-images-v*/index/*');
+    });
+
+    it('gives functions no AWS managed policies (each role writes only to its own log group)', () => {
+      for (const name of FUNCTIONS) {
+        const role = resourcesOf(t, 'AWS::IAM::Role')[roleIdOf(t, name)]!;
+        expect(role.Properties.ManagedPolicyArns).toBeUndefined();
+      }
+    });
+  });
+
+  describe('alarms', () => {
+    it('watch function errors, every DLQ, projection lag and API 5xx, into an encrypted SNS topic', () => {
+      const [topicId, topic] = only(resourcesOf(t, 'AWS::SNS::Topic'));
+      expect(topic.Properties.KmsMasterKeyId).toBeDefined();
+      const alarms = Object.values(resourcesOf(t, 'AWS::CloudWatch::Alarm'));
+      for (const a of alarms) expect(a.Properties.AlarmActions).toEqual([{ Ref: topicId }]);
+      const byMetric = (metric: string) => alarms.filter((a) => a.Properties.MetricName === metric);
+      expect(byMetric('Errors')).toHaveLength(FUNCTIONS.length);
+      expect(byMetric('ApproximateNumberOfMessagesVisible')).toHaveLength(3);
+      for (const a of byMetric('ApproximateNumberOfMessagesVisible')) {
+        expect(a.Properties).toMatchObject({ Threshold: 0, ComparisonOperator: 'GreaterThanThreshold' });
+      }
+      const [lag] = byMetric('IteratorAge');
+      expect(lag!.Properties).toMatchObject({
+        Namespace: 'AWS/Lambda',
+        Statistic: 'Maximum',
+        Threshold: 60_000,
+        Dimensions: [{ Name: 'FunctionName', Value: { Ref: functionId(t, 'projector') } }],
+      });
+      expect(byMetric('5xx')).toHaveLength(1);
+    });
+  });
+
+  describe('cdk-nag (AWS Solutions)', () => {
+    it('has no unacknowledged errors or warnings', () => {
+      const report = new AwsSolutionsChecks(app).validateScope(app);
+      const findings = report.violations.map((v) => `${v.severity} ${v.ruleName}: ${v.violatingResources.map((r) => r.constructPath).join(', ')}`);
+      expect(findings).toEqual([]);
+    });
+
+    it('gives every acknowledgment a written reason', () => {
+      const acks: { path: string; id: string; reason: string }[] = [];
+      const walk = (c: IConstruct) => {
+        for (const entry of c.node.metadata) {
+          if (entry.type !== Validations.ACKNOWLEDGED_RULES_METADATA_KEY) continue;
+          for (const [id, reason] of Object.entries(entry.data as Record<string, string>)) acks.push({ path: c.node.path, id, reason });
+        }
+        c.node.children.forEach(walk);
+      };
+      walk(stack);
+      expect(acks.length).toBeGreaterThan(0);
+      for (const a of acks) {
+        expect(a.id).toMatch(/AwsSolutions-[A-Z]+\d+/);
+        expect(a.reason.length).toBeGreaterThan(60);
+      }
+    });
+  });
+});
+
+describe('context', () => {
+  it('uses an existing issuer and audience instead of creating a user pool', () => {
+    const { template } = synth({ jwtIssuer: 'https://login.example.org/realms/cc1', jwtAudience: 'cc1-portal,cc1-admin' });
+    expect(Object.keys(template.findResources('AWS::Cognito::UserPool'))).toEqual([]);
+    const [, authorizer] = only(resourcesOf(template, 'AWS::ApiGatewayV2::Authorizer'));
+    expect(authorizer.Properties).toMatchObject({
+      AuthorizerType: 'JWT',
+      JwtConfiguration: { Issuer: 'https://login.example.org/realms/cc1', Audience: ['cc1-portal', 'cc1-admin'] },
+    });
+    for (const route of Object.values(resourcesOf(template, 'AWS::ApiGatewayV2::Route'))) expect(route.Properties.AuthorizationType).toBe('JWT');
+    const fn = Object.values(resourcesOf(template, 'AWS::Lambda::Function'))[0]!;
+    expect(fn.Properties.Environment.Variables.USER_ID_CLAIM).toBe('sub');
+  });
+
+  it('adds the next images generation for a rebuild, and the settings reach the functions and the IAM condition', () => {
+    const { template } = synth({
+      imagesTableVersions: '1,2',
+      tablePrefix: 'cloud7',
+      storagePath: '/srv/cc1',
+      defaultQuotaMb: '5000',
+      maxDisksPerVm: 12,
+      hostCommandTimeoutMs: '15000',
+      userIdClaim: 'cc1_uid',
+      hostTagKey: 'Cc1Host',
+      hostTagValues: ['kvm'],
+      eventBusName: 'cc1-vm-events',
+    });
+    const names = Object.values(resourcesOf(template, 'AWS::DynamoDB::Table')).map((x) => x.Properties.TableName);
+    expect(names.sort()).toEqual(['cloud7-control', 'cloud7-events', 'cloud7-images-v1', 'cloud7-images-v2']);
+    const vars = Object.values(resourcesOf(template, 'AWS::Lambda::Function'))[0]!.Properties.Environment.Variables;
+    expect(vars).toMatchObject({
+      TABLE_PREFIX: 'cloud7',
+      STORAGE_PATH: '/srv/cc1',
+      DEFAULT_QUOTA_MB: '5000',
+      MAX_DISKS_PER_VM: '12',
+      HOST_COMMAND_TIMEOUT_MS: '15000',
+      USER_ID_CLAIM: 'cc1_uid',
+    });
+    expect(JSON.stringify(template.toJSON())).toContain('"ssm:resourceTag/Cc1Host":["kvm"]');
+    expect(only(resourcesOf(template, 'AWS::Events::EventBus'))[1].Properties.Name).toBe('cc1-vm-events');
+  });
+
+  it('keeps cdk-nag clean with X-Ray tracing on', () => {
+    const { app, template } = synth({ xrayTracing: 'true', alarmEmail: 'ops@example.org' });
+    for (const fn of Object.values(resourcesOf(template, 'AWS::Lambda::Function'))) expect(fn.Properties.TracingConfig).toEqual({ Mode: 'Active' });
+    expect(new AwsSolutionsChecks(app).validateScope(app).violations).toEqual([]);
+  });
+
+  it('refuses bad values before building anything', () => {
+    const get = (ctx: Record<string, unknown>) => () => readDeployConfig((k) => ctx[k]);
+    expect(get({ storageHostId: 'i-1; rm -rf /' })).toThrow(/storageHostId/);
+    expect(get({ storagePath: '/srv/../etc' })).toThrow(/storagePath/);
+    expect(get({ jwtIssuer: 'https://issuer.example.org' })).toThrow(/jwtAudience/);
+    expect(get({ jwtIssuer: 'http://insecure.example.org', jwtAudience: 'x' })).toThrow(/jwtIssuer/);
+    expect(get({ imagesTableVersions: '1,2,3' })).toThrow(/imagesTableVersions/);
+    expect(get({ hostCommandTimeoutMs: '60000' })).toThrow(/hostCommandTimeoutMs/);
+    expect(get({ xrayTracing: 'yes' })).toThrow(/xrayTracing/);
+    expect(readDeployConfig(() => undefined)).toMatchObject({ tablePrefix: 'cc1', imagesTableVersions: [1], hostTagValues: ['hypervisor', 'storage'] });
+  });
+});
