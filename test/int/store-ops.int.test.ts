@@ -1,0 +1,62 @@
+/** The ops CLI commands against a real dynalite server. */
+import { runCli } from '../../ops/cli';
+import type { Connection } from '../../ops/connect';
+import { Projector, LocalStreamFeed } from '../../adapters/dynamodb';
+import { appendStream, at, attached, created, diskReady, revoked, useTestDynamo } from '../support/dynamo';
+
+jest.setTimeout(30_000);
+const dynamo = useTestDynamo({ readModelTtlMs: 50 });
+
+const run = async (argv: string[]) => {
+  const out: string[] = [];
+  const err: string[] = [];
+  const { stores } = dynamo();
+  const connection: Connection = { stores, where: 'test', exclusive: true, close: async () => undefined };
+  const code = await runCli(argv, { io: { out: (l) => out.push(l), err: (l) => err.push(l) }, connect: async () => connection });
+  return { code, out, err };
+};
+
+beforeAll(async () => {
+  const { stores } = dynamo();
+  await appendStream(stores, 1, [created(1, 7, 300), diskReady(7), attached(7, 70, 'vdb', at(3))]);
+  await appendStream(stores, 2, [created(2, 7, 50), diskReady(7), revoked(7)]);
+  await new LocalStreamFeed(stores.events, new Projector({ readModel: stores.readModel })).drain();
+});
+
+it('history prints the events of an image as JSON lines', async () => {
+  const { code, out } = await run(['history', '1']);
+  expect(code).toBe(0);
+  const lines = out.map((l) => JSON.parse(l));
+  expect(lines.map((l) => [l.version, l.type])).toEqual([
+    [1, 'StorageImageCreated'],
+    [2, 'StorageImageDiskReady'],
+    [3, 'StorageImageAttached'],
+  ]);
+  expect(lines[2]).toEqual({ type: 'StorageImageAttached', version: 3, time: at(3), cause: { kind: 'user', userId: 7 }, data: { vmId: 70, diskDev: 'vdb', mode: 'boot' } });
+  expect((await run(['history', '99'])).code).toBe(1);
+  expect((await run(['history', 'x'])).code).toBe(2);
+});
+
+it('rebuild images switches reads to a fresh table equal to the old one', async () => {
+  const { stores } = dynamo();
+  const before = await stores.readModel.listByOwner(7, { limit: 10, includeRevoked: true });
+  const { code, out } = await run(['rebuild', 'images']);
+  expect(code).toBe(0);
+  const report = JSON.parse(out[0]!);
+  expect(report).toMatchObject({ from: stores.names.imagesV1, to: stores.names.images(2), events: 6, images: 2 });
+  expect(await stores.locator.imagesTable()).toBe(stores.names.images(2));
+  expect(await stores.readModel.listByOwner(7, { limit: 10, includeRevoked: true })).toEqual(before);
+});
+
+it('rebuild quota resets the ledgers from the log (dry run prints them)', async () => {
+  const dry = await run(['rebuild', 'quota', '--dry-run']);
+  expect(dry.out.map((l) => JSON.parse(l))).toEqual([{ userId: 7, usedMb: 300, images: { 1: 300 } }]);
+  expect(JSON.parse((await run(['rebuild', 'quota'])).out[0]!)).toEqual({ changedUsers: [7] });
+  expect(await dynamo().stores.quota.usedMb(7)).toBe(300);
+});
+
+it('unknown commands print the help', async () => {
+  const { code, err } = await run(['frobnicate']);
+  expect(code).toBe(2);
+  expect(err.join('\n')).toMatch(/rebuild images/);
+});
