@@ -132,6 +132,18 @@ describe('the stack with its defaults (a Cognito user pool)', () => {
       }
     });
 
+    it('deploys exactly the routes the handlers serve (functions/restApi ROUTES, cc1Api functions)', () => {
+      const { ROUTES } = require('../../functions/restApi/routes') as typeof import('../../functions/restApi/routes');
+      const { USER_FUNCTIONS, ADMIN_FUNCTIONS } = require('../../functions/cc1Api/cc1Functions') as typeof import('../../functions/cc1Api/cc1Functions');
+      const served = [
+        ...ROUTES.map((r) => `${r.method} ${r.path}`),
+        ...Object.keys(USER_FUNCTIONS).map((fn) => `POST /user/storage_image/${fn}`),
+        ...Object.keys(ADMIN_FUNCTIONS).map((fn) => `POST /admin_cm/storage_image/${fn}`),
+      ];
+      const deployed = Object.values(resourcesOf(t, 'AWS::ApiGatewayV2::Route')).map((r) => r.Properties.RouteKey);
+      expect([...deployed].sort()).toEqual([...served].sort());
+    });
+
     it('sends the REST routes to restApi and the CC1 routes to cc1Api', () => {
       const integrations = resourcesOf(t, 'AWS::ApiGatewayV2::Integration');
       const targetOf = (routeKey: string) => {
