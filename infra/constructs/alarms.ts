@@ -34,7 +34,7 @@ export class Alarms extends Construct {
     this.action = new SnsAction(this.topic);
   }
 
-  private add(id: string, alarm: cloudwatch.Alarm): cloudwatch.Alarm {
+  private add(alarm: cloudwatch.Alarm): cloudwatch.Alarm {
     alarm.addAlarmAction(this.action);
     alarm.addOkAction(this.action);
     return alarm;
@@ -43,7 +43,6 @@ export class Alarms extends Construct {
   /** Any error of a function in five minutes. */
   functionErrors(fn: lambda.IFunction): cloudwatch.Alarm {
     return this.add(
-      'errors',
       fn.metricErrors({ period: Duration.minutes(5), statistic: cloudwatch.Stats.SUM }).createAlarm(this, `${fn.node.scope!.node.id}Errors`, {
         alarmDescription: `${fn.node.scope!.node.id}: the function failed (see its log group)`,
         threshold: 1,
@@ -58,7 +57,6 @@ export class Alarms extends Construct {
   queueNotEmpty(queue: sqs.IQueue): cloudwatch.Alarm {
     const name = queue.node.scope!.node.id;
     return this.add(
-      'dlq',
       queue.metricApproximateNumberOfMessagesVisible({ period: Duration.minutes(1), statistic: cloudwatch.Stats.MAXIMUM }).createAlarm(this, `${name}NotEmpty`, {
         alarmDescription: `${name}: messages were dead-lettered (inspect and redrive them, see docs/deploy.md)`,
         threshold: 0,
@@ -72,7 +70,6 @@ export class Alarms extends Construct {
   /** Projection lag: the age of the newest record the projector's stream mapping read. */
   projectionLag(projector: lambda.IFunction, max: Duration): cloudwatch.Alarm {
     return this.add(
-      'lag',
       projector.metric('IteratorAge', { period: Duration.minutes(1), statistic: cloudwatch.Stats.MAXIMUM }).createAlarm(this, 'ProjectionLag', {
         alarmDescription: `The read models are more than ${max.toHumanString()} behind the event log`,
         threshold: max.toMilliseconds(),
@@ -86,7 +83,6 @@ export class Alarms extends Construct {
   /** Server errors of the API (a handler failing or timing out; bad input must be 4xx). */
   api5xx(stage: apigwv2.HttpStage): cloudwatch.Alarm {
     return this.add(
-      'api5xx',
       stage.metricServerError({ period: Duration.minutes(5), statistic: cloudwatch.Stats.SUM }).createAlarm(this, 'Api5xx', {
         alarmDescription: 'The HTTP API answered 5xx',
         threshold: 5,

@@ -108,10 +108,4 @@ export class Cc1Function extends Construct {
       });
     }
   }
-
-  /** Adds environment variables after construction (e.g. names known only later in the stack). */
-  addEnvironment(key: string, value: string): this {
-    this.fn.addEnvironment(key, value);
-    return this;
-  }
 }
