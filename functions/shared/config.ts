@@ -12,6 +12,8 @@ export const ENV = {
   defaultQuotaMb: 'DEFAULT_QUOTA_MB',
   maxDisksPerVm: 'MAX_DISKS_PER_VM',
   hostCommandTimeoutMs: 'HOST_COMMAND_TIMEOUT_MS',
+  /** How often a running host command is polled (GetCommandInvocation). */
+  hostCommandPollMs: 'HOST_COMMAND_POLL_MS',
   /** Shared storage path as the hosts see it; files are `<path>/<user id>/<image id>`. */
   storagePath: 'STORAGE_PATH',
   /** SSM managed instance id of the storage host that makes and removes disk files. */
@@ -30,6 +32,7 @@ export interface RuntimeConfig {
   defaultQuotaMb: number;
   maxDisksPerVm: number;
   hostCommandTimeoutMs: number;
+  hostCommandPollMs: number;
   storagePath: string;
   storageHostId: string;
   ssmDocumentNames: Record<string, string>;
@@ -51,6 +54,7 @@ export const readConfig = (env: NodeJS.ProcessEnv = process.env): RuntimeConfig 
   defaultQuotaMb: positiveInt(env, ENV.defaultQuotaMb, 100_000),
   maxDisksPerVm: positiveInt(env, ENV.maxDisksPerVm, DEFAULT_MAX_DISKS_PER_VM),
   hostCommandTimeoutMs: positiveInt(env, ENV.hostCommandTimeoutMs, 30_000),
+  hostCommandPollMs: positiveInt(env, ENV.hostCommandPollMs, 500),
   storagePath: env[ENV.storagePath] || '/var/lib/cc1/storage',
   storageHostId: env[ENV.storageHostId] || '',
   ssmDocumentNames: env[ENV.ssmDocumentNames] ? (JSON.parse(env[ENV.ssmDocumentNames]!) as Record<string, string>) : {},

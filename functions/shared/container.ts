@@ -8,6 +8,7 @@ import { SSMClient } from '@aws-sdk/client-ssm';
 import { DynamoDBPersistenceLayer } from '@aws-lambda-powertools/idempotency/dynamodb';
 import type { BasePersistenceLayer } from '@aws-lambda-powertools/idempotency/persistence';
 import { Logger } from '@aws-lambda-powertools/logger';
+import { search } from '@aws-lambda-powertools/logger/correlationId';
 import type { ServiceDeps } from '../../application/storageImages';
 import { documentClient } from '../../adapters/dynamodb/dynamo';
 import { DynamoEventStore } from '../../adapters/dynamodb/eventStore';
@@ -29,7 +30,8 @@ export interface Container {
   idempotencyStore: () => BasePersistenceLayer;
 }
 
-export const serviceLogger = (): Logger => new Logger({ serviceName: process.env.POWERTOOLS_SERVICE_NAME ?? 'cc1-storage-images' });
+export const serviceLogger = (): Logger =>
+  new Logger({ serviceName: process.env.POWERTOOLS_SERVICE_NAME ?? 'cc1-storage-images', correlationIdSearchFn: search });
 
 /** Endpoints given: the local stack, with fixed dummy credentials (nothing to sign for). */
 const localOptions = (endpoint: string | undefined) =>
@@ -48,12 +50,13 @@ export const buildContainer = (
   const ssmClient = (): SSMClient => (ssm ??= new SSMClient({ ...localOptions(config.ssmEndpoint) }));
   const documentNames = config.ssmDocumentNames as Partial<Record<DocumentKey, string>>;
   const timeoutMs = config.hostCommandTimeoutMs;
+  const pollIntervalMs = config.hostCommandPollMs;
 
   // The SSM client is made on first use: most requests never reach a host.
   let hypervisor: SsmHypervisor | undefined;
-  const host = (): SsmHypervisor => (hypervisor ??= new SsmHypervisor({ client: ssmClient(), documentNames, timeoutMs }));
+  const host = (): SsmHypervisor => (hypervisor ??= new SsmHypervisor({ client: ssmClient(), documentNames, timeoutMs, pollIntervalMs }));
   const storage = new LazyStorageHost(config.storagePath, () =>
-    new SsmStorageHost({ client: ssmClient(), documentNames, timeoutMs, storageHostId: config.storageHostId, storagePath: config.storagePath }),
+    new SsmStorageHost({ client: ssmClient(), documentNames, timeoutMs, pollIntervalMs, storageHostId: config.storageHostId, storagePath: config.storagePath }),
   );
 
   const deps: ServiceDeps = {

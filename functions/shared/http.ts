@@ -12,10 +12,8 @@ import type { BasePersistenceLayer } from '@aws-lambda-powertools/idempotency/pe
 import type { Logger } from '@aws-lambda-powertools/logger';
 import { correlationPaths } from '@aws-lambda-powertools/logger/correlationId';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
-import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import type { APIGatewayProxyEventV2WithJWTAuthorizer, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
 import { DomainError, type ErrorCode } from '../../domain/errors';
-import { metrics } from './metrics';
 
 export type HttpEvent = Omit<APIGatewayProxyEventV2WithJWTAuthorizer, 'body'> & { body?: unknown; rawBody?: string };
 export type HttpResult = APIGatewayProxyStructuredResultV2;
@@ -41,7 +39,8 @@ export const errorReply = (error: unknown, logger: Logger): HttpResult => {
   // middy's own refusals (bad JSON, bad content type) are the client's fault: 400.
   const status = (error as { statusCode?: number; expose?: boolean } | undefined)?.statusCode;
   if (status && status >= 400 && status < 500) {
-    const message = status === 415 ? 'The body must be JSON (Content-Type: application/json).' : 'The body is not valid JSON.';
+    const malformed = /malformed/i.test((error as Error).message ?? '');
+    const message = malformed ? 'The body is not valid JSON.' : 'The body must be JSON (Content-Type: application/json).';
     return json(400, errorBody('validation', message));
   }
   logger.error('unexpected error', { error: error as Error });
@@ -64,6 +63,24 @@ export interface HttpStackOptions {
 const IDEMPOTENCY_KEY_PATH =
   'headers."idempotency-key" && [requestContext.authorizer.jwt.claims.sub, requestContext.http.method, rawPath, headers."idempotency-key"]';
 
+/**
+ * Requests without a body skip the parser; any body is parsed as JSON whatever its
+ * Content-Type says (curl sends form encoding by default; portals often omit it).
+ */
+const bodyWithoutTypeIsJson = {
+  before: async (request: { event: HttpEvent }) => {
+    const { event } = request;
+    if (event.body === undefined || event.body === null || event.body === '') {
+      delete event.body;
+      if (event.headers) delete event.headers['content-type'];
+      return;
+    }
+    event.headers ??= {};
+    // Only JSON is spoken here: whatever the label, the body is parsed as JSON.
+    if (!/json/i.test(event.headers['content-type'] ?? '')) event.headers['content-type'] = 'application/json';
+  },
+};
+
 /** A read is never replayed from the idempotency store: it drops the header. */
 const readsSkipIdempotency = {
   before: async (request: { event: HttpEvent }) => {
@@ -83,9 +100,9 @@ export const httpStack = (route: (event: HttpEvent, context: Context) => Promise
       },
     })
     .use(injectLambdaContext(logger, { correlationIdPath: correlationPaths.API_GATEWAY_HTTP, resetKeys: true }))
-    .use(logMetrics(metrics))
     .use(httpHeaderNormalizer())
-    .use(httpJsonBodyParser({ disableContentTypeError: false }));
+    .use(bodyWithoutTypeIsJson)
+    .use(httpJsonBodyParser({ disableContentTypeError: true }));
   if (options.idempotencyStore) {
     const persistenceStore = lazyPersistence(options.idempotencyStore);
     stack.use(readsSkipIdempotency).use(

@@ -1,0 +1,22 @@
+/**
+ * The disk-file reaction as a stream consumer: Created -> make the file and mark the
+ * image ready (or failed); Revoked -> remove the file. Per-record failures are
+ * reported (partial batch response) so one stuck host does not block the others.
+ */
+import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-powertools/batch';
+import type { Context, DynamoDBBatchResponse, DynamoDBRecord, DynamoDBStreamEvent } from 'aws-lambda';
+import { storedEventOf } from '../../adapters/dynamodb/projector';
+import { onStoredEventForDiskFiles, type ServiceDeps } from '../../application/storageImages';
+
+export const diskFilesSink = (deps: () => ServiceDeps) => ({
+  processBatch: (event: DynamoDBStreamEvent, context?: Context): Promise<DynamoDBBatchResponse> => {
+    const handleRecord = async (record: DynamoDBRecord) => {
+      const stored = storedEventOf(record);
+      if (stored) await onStoredEventForDiskFiles(deps(), stored);
+    };
+    return processPartialResponse(event, handleRecord, new BatchProcessor(EventType.DynamoDBStreams), {
+      ...(context ? { context } : {}),
+      throwOnFullBatchFailure: false,
+    }) as Promise<DynamoDBBatchResponse>;
+  },
+});

@@ -1,0 +1,192 @@
+/**
+ * The local HTTP front door: does what API Gateway does in AWS. It verifies the
+ * bearer token (local HS256 instead of Cognito), turns each request into a real API
+ * Gateway HTTP API v2 event (claims under requestContext.authorizer.jwt.claims, as
+ * strings the way the JWT authorizer passes them), and calls the same handlers.
+ * `POST /_local/events` stands in for EventBridge PutEvents (local only, no token).
+ */
+import { randomUUID } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
+import { matchRoute, routeKeyOf } from '../functions/restApi/routes';
+import type { HttpEvent } from '../functions/shared/http';
+import { verifyLocalToken } from './jwt';
+
+type HttpHandler = (event: HttpEvent, context: Context) => Promise<APIGatewayProxyStructuredResultV2>;
+
+export interface LocalEventEntry {
+  Source?: unknown;
+  DetailType?: unknown;
+  Detail?: unknown;
+  Time?: unknown;
+  EventBusName?: unknown;
+}
+
+export interface LocalApiOptions {
+  restApi: HttpHandler;
+  cc1Api: HttpHandler;
+  /** PutEvents entries; returns one result per entry. */
+  putEvents: (entries: LocalEventEntry[]) => Promise<Array<{ EventId?: string; ErrorCode?: string; ErrorMessage?: string }>>;
+  /** Extra local-only GET routes (e.g. dead letters), under /_local/. */
+  localRoutes?: Record<string, () => Promise<unknown>>;
+  port?: number;
+  host?: string;
+  /** Largest body accepted, bytes (API Gateway's limit is 10 MB; portals send little). */
+  maxBodyBytes?: number;
+}
+
+export interface LocalApi {
+  url: string;
+  server: Server;
+  close(): Promise<void>;
+}
+
+const CC1_PATH = /^\/(user|admin_cm)\/storage_image\/[a-z_]+\/?$/;
+
+/** API Gateway's JWT authorizer hands every claim over as a string; arrays as `[a b]`. */
+const claimsAsApiGatewayPasses = (payload: Record<string, unknown>): Record<string, string> =>
+  Object.fromEntries(
+    Object.entries(payload).map(([k, v]) => [k, Array.isArray(v) ? `[${v.join(' ')}]` : typeof v === 'string' ? v : JSON.stringify(v)]),
+  );
+
+const lambdaContext = (requestId: string, functionName: string): Context => {
+  const deadline = Date.now() + 30_000;
+  return {
+    callbackWaitsForEmptyEventLoop: false,
+    functionName,
+    functionVersion: '$LATEST',
+    invokedFunctionArn: `arn:aws:lambda:local:000000000000:function:${functionName}`,
+    memoryLimitInMB: '512',
+    awsRequestId: requestId,
+    logGroupName: `/aws/lambda/${functionName}`,
+    logStreamName: 'local',
+    getRemainingTimeInMillis: () => Math.max(0, deadline - Date.now()),
+    done: () => undefined,
+    fail: () => undefined,
+    succeed: () => undefined,
+  };
+};
+
+const send = (res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}) => {
+  res.writeHead(status, { 'content-type': 'application/json', ...headers });
+  res.end(typeof body === 'string' ? body : JSON.stringify(body));
+};
+
+const readBody = (req: IncomingMessage, limit: number): Promise<string | undefined> =>
+  new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) {
+        reject(Object.assign(new Error('body too large'), { status: 413 }));
+        req.destroy();
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.on('end', () => resolve(chunks.length ? Buffer.concat(chunks).toString('utf8') : undefined));
+    req.on('error', reject);
+  });
+
+export const startLocalApi = async (options: LocalApiOptions): Promise<LocalApi> => {
+  const maxBody = options.maxBodyBytes ?? 1024 * 1024;
+
+  const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const requestId = randomUUID();
+    const url = new URL(req.url ?? '/', 'http://local');
+    const method = (req.method ?? 'GET').toUpperCase();
+    const path = url.pathname;
+    const body = await readBody(req, maxBody);
+
+    if (path.startsWith('/_local/')) {
+      if (method === 'POST' && path === '/_local/events') {
+        let parsed: { Entries?: unknown };
+        try {
+          parsed = JSON.parse(body ?? '{}') as { Entries?: unknown };
+        } catch {
+          return send(res, 400, { error: { code: 'validation', message: 'The body is not valid JSON.' } });
+        }
+        if (!Array.isArray(parsed.Entries) || parsed.Entries.length === 0 || parsed.Entries.length > 10) {
+          return send(res, 400, { error: { code: 'validation', message: 'Entries must be a list of 1 to 10 entries.' } });
+        }
+        const results = await options.putEvents(parsed.Entries as LocalEventEntry[]);
+        return send(res, 200, { FailedEntryCount: results.filter((r) => r.ErrorCode).length, Entries: results });
+      }
+      const local = method === 'GET' ? options.localRoutes?.[path.slice('/_local/'.length)] : undefined;
+      if (local) return send(res, 200, await local());
+      return send(res, 404, { error: { code: 'not_found', message: `No local route ${method} ${path}.` } });
+    }
+
+    // Route first, as API Gateway does: an unknown route is a 404 before any auth.
+    const isCc1 = CC1_PATH.test(path);
+    const match = isCc1 ? undefined : matchRoute(method, path);
+    if (!isCc1 && match && !match.route) {
+      return send(res, match.pathExists ? 405 : 404, { message: match.pathExists ? 'Method Not Allowed' : 'Not Found' });
+    }
+    if (isCc1 && method !== 'POST') return send(res, 405, { message: 'Method Not Allowed' });
+
+    // The JWT authorizer: a missing or bad token never reaches a handler.
+    const auth = req.headers.authorization ?? '';
+    const token = /^Bearer\s+(\S+)$/i.exec(auth)?.[1];
+    const claims = token ? await verifyLocalToken(token) : undefined;
+    if (!claims) return send(res, 401, { message: 'Unauthorized' }, { 'www-authenticate': 'Bearer' });
+
+    const headers: Record<string, string> = {};
+    for (const [k, v] of Object.entries(req.headers)) if (v !== undefined) headers[k.toLowerCase()] = Array.isArray(v) ? v.join(',') : v;
+    const query: Record<string, string> = {};
+    for (const [k, v] of url.searchParams) query[k] = query[k] === undefined ? v : `${query[k]},${v}`;
+    const routeKey = isCc1 ? `POST ${path.replace(/[a-z_]+\/?$/, '{fn}/')}` : routeKeyOf(match!.route!);
+    const now = new Date();
+    const event: HttpEvent = {
+      version: '2.0',
+      routeKey,
+      rawPath: path,
+      rawQueryString: url.search.replace(/^\?/, ''),
+      headers,
+      ...(Object.keys(query).length ? { queryStringParameters: query } : {}),
+      ...(match?.route && Object.keys(match.params).length ? { pathParameters: match.params } : {}),
+      requestContext: {
+        accountId: '000000000000',
+        apiId: 'local',
+        authorizer: { jwt: { claims: claimsAsApiGatewayPasses(claims as Record<string, unknown>), scopes: [] } },
+        domainName: headers.host ?? 'localhost',
+        domainPrefix: 'local',
+        http: { method, path, protocol: 'HTTP/1.1', sourceIp: req.socket.remoteAddress ?? '127.0.0.1', userAgent: headers['user-agent'] ?? '' },
+        requestId,
+        routeKey,
+        stage: '$default',
+        time: now.toISOString(),
+        timeEpoch: now.getTime(),
+      },
+      isBase64Encoded: false,
+      ...(body !== undefined ? { body } : {}),
+    } as HttpEvent;
+    const handler = isCc1 ? options.cc1Api : options.restApi;
+    const result = await handler(event, lambdaContext(requestId, isCc1 ? 'cc1Api' : 'restApi'));
+    res.writeHead(result.statusCode ?? 200, { ...(result.headers as Record<string, string>), 'x-request-id': requestId });
+    res.end(result.body ?? '');
+  };
+
+  const server = createServer((req, res) => {
+    handle(req, res).catch((error: { status?: number }) => {
+      if (res.headersSent) return res.end();
+      if (error?.status === 413) return send(res, 413, { error: { code: 'validation', message: 'The body is too large.' } });
+      console.error('local api: unexpected error', error);
+      send(res, 500, { error: { code: 'internal', message: 'Internal error.' } });
+    });
+  });
+  server.keepAliveTimeout = 65_000;
+  await new Promise<void>((resolve) => server.listen(options.port ?? 0, options.host ?? '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://${options.host ?? '127.0.0.1'}:${port}`,
+    server,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+};

@@ -1,0 +1,8 @@
+/**
+ * Local defaults, set before any handler module loads (they read the environment
+ * when loaded): quieter logs and no metric lines on stdout. Set them to override.
+ */
+process.env.POWERTOOLS_LOG_LEVEL ??= 'WARN';
+process.env.POWERTOOLS_METRICS_DISABLED ??= 'true';
+process.env.POWERTOOLS_SERVICE_NAME ??= 'cc1-storage-images-local';
+export {};

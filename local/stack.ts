@@ -1,0 +1,199 @@
+/**
+ * The whole service on one machine (SPEC 4.5): embedded dynalite with the real
+ * tables, the local Run Command endpoint running the project's SSM documents against
+ * libvirt (or the simulated virsh), the same handlers behind a local API Gateway,
+ * a local EventBridge entry, and the stream feed driving the projector and the
+ * disk-file reaction. Used by `npm start` and by the end-to-end tests.
+ */
+import { randomUUID } from 'node:crypto';
+import { appendFileSync, mkdirSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import type { Context } from 'aws-lambda';
+import { LocalStreamFeed } from '../adapters/dynamodb/localStreamFeed';
+import { Projector } from '../adapters/dynamodb/projector';
+import { tableNames } from '../adapters/dynamodb/tables';
+import { diskFilesSink } from '../functions/diskFiles/reaction';
+import { handler as cc1Api } from '../functions/cc1Api/handler';
+import { handler as restApi } from '../functions/restApi/handler';
+import { readConfig, type RuntimeConfig } from '../functions/shared/config';
+import { buildContainer, useContainer, type Container } from '../functions/shared/container';
+import { handleVmEvent } from '../functions/vmEvents/handler';
+import { VM_EVENT_DETAIL_TYPE, VM_EVENT_SOURCE } from '../functions/vmEvents/vmStateEvent';
+import { startLocalApi, type LocalApi, type LocalEventEntry } from './apiServer';
+import { startLocalDynamo, type LocalDynamo } from './dynamo';
+import { chooseHypervisor, LOCAL_LIBVIRT_URI, type HypervisorChoice } from './hypervisorChoice';
+import { startLocalRunCommand, type LocalInstance, type LocalRunCommand } from './runCommand/server';
+import { setDomainRunning } from './simulatedVirsh/simulatedHosts';
+
+/** The storage host's managed-instance id in local mode. */
+export const LOCAL_STORAGE_HOST_ID = 'mi-0000000000000000a';
+
+export interface LocalStackOptions {
+  /** Data folder kept across restarts; in memory (and a temp folder for files) when absent. */
+  dataDir?: string;
+  port?: number;
+  /** `auto` | `libvirt` | `simulated` (default: CC1_HYPERVISOR, else auto). */
+  hypervisor?: string;
+  /** Stream feed interval (ms). */
+  feedIntervalMs?: number;
+  /** Settings over the environment's (quota, device maximum, timeouts). */
+  config?: Partial<RuntimeConfig>;
+  log?: (line: string) => void;
+}
+
+export interface DeadLetter {
+  time: string;
+  reason: string;
+  entry: LocalEventEntry;
+}
+
+export interface LocalStack {
+  url: string;
+  hypervisor: HypervisorChoice;
+  container: Container;
+  dynamo: LocalDynamo;
+  runCommand: LocalRunCommand;
+  api: LocalApi;
+  feed: LocalStreamFeed;
+  diskFeed: LocalStreamFeed;
+  deadLetters: DeadLetter[];
+  simulatedStateFile: string;
+  storagePath: string;
+  /** Delivers every stored event to the projector and the disk-file reaction now. */
+  drain(): Promise<void>;
+  close(): Promise<void>;
+}
+
+const HOST_ID = /^(i|mi)-[0-9a-f]{8,17}$/;
+
+export const startLocalStack = async (options: LocalStackOptions = {}): Promise<LocalStack> => {
+  const log = options.log ?? (() => undefined);
+  const dataDir = options.dataDir ? resolve(options.dataDir) : undefined;
+  const filesDir = dataDir ?? mkdtempSync(join(tmpdir(), 'cc1-local-'));
+  const storagePath = join(filesDir, 'storage');
+  mkdirSync(storagePath, { recursive: true });
+  const simulatedStateFile = join(filesDir, 'simulated-virsh.json');
+
+  const hypervisor = await chooseHypervisor(options.hypervisor ?? process.env.CC1_HYPERVISOR);
+  const hostInstance = (): LocalInstance =>
+    hypervisor.kind === 'libvirt' ? { virsh: 'libvirt', libvirtUri: LOCAL_LIBVIRT_URI } : { virsh: 'simulated', simulatedStateFile };
+  // Hypervisor hosts are learnt from VM events: any well-formed instance id runs here.
+  const instances: Record<string, LocalInstance> = {
+    [LOCAL_STORAGE_HOST_ID]: { storagePath, virsh: hypervisor.kind === 'libvirt' ? 'libvirt' : 'simulated', simulatedStateFile },
+  };
+
+  const dynamo = await startLocalDynamo(dataDir ? { dataDir } : {});
+  const runCommand = await startLocalRunCommand({ instances, log: (line) => log(`run-command: ${line}`) });
+
+  const config: RuntimeConfig = {
+    ...readConfig(process.env),
+    tablePrefix: dynamo.prefix,
+    dynamodbEndpoint: dynamo.endpoint,
+    ssmEndpoint: runCommand.url,
+    storagePath,
+    storageHostId: LOCAL_STORAGE_HOST_ID,
+    ssmDocumentNames: {},
+    // Local commands finish in tens of milliseconds: poll them often.
+    hostCommandPollMs: Number(process.env.HOST_COMMAND_POLL_MS ?? 25),
+    ...options.config,
+  };
+  const container = buildContainer(config, { dynamo: dynamo.client });
+  useContainer(container);
+  const { deps } = container;
+
+  const feed = new LocalStreamFeed(deps.events, new Projector({ readModel: deps.readModel }), {
+    tableName: tableNames(config.tablePrefix).events,
+    onError: (e) => log(`projector: ${String(e)}`),
+  });
+  const diskFeed = new LocalStreamFeed(deps.events, diskFilesSink(() => deps), {
+    tableName: tableNames(config.tablePrefix).events,
+    onError: (e) => log(`disk files: ${String(e)}`),
+  });
+  feed.start(options.feedIntervalMs ?? 200);
+  diskFeed.start(options.feedIntervalMs ?? 200);
+
+  const deadLetters: DeadLetter[] = [];
+  const deadLetter = (entry: LocalEventEntry, reason: string) => {
+    const letter = { time: new Date().toISOString(), reason, entry };
+    deadLetters.push(letter);
+    if (dataDir) appendFileSync(join(dataDir, 'dead-letters.jsonl'), JSON.stringify(letter) + '\n');
+    log(`dead letter: ${reason}`);
+  };
+
+  /** EventBridge: accept well-formed entries, deliver to the rule's target, dead-letter failures. */
+  const putEvents = async (entries: LocalEventEntry[]) => {
+    const results = [];
+    for (const entry of entries) {
+      if (typeof entry?.Source !== 'string' || typeof entry.DetailType !== 'string' || typeof entry.Detail !== 'string') {
+        results.push({ ErrorCode: 'InvalidArgument', ErrorMessage: 'Source, DetailType and Detail (a JSON string) are required.' });
+        continue;
+      }
+      let detail: unknown;
+      try {
+        detail = JSON.parse(entry.Detail);
+      } catch {
+        results.push({ ErrorCode: 'MalformedDetail', ErrorMessage: 'Detail is not valid JSON.' });
+        continue;
+      }
+      if (typeof detail !== 'object' || detail === null || Array.isArray(detail)) {
+        results.push({ ErrorCode: 'MalformedDetail', ErrorMessage: 'Detail must be a JSON object.' });
+        continue;
+      }
+      const eventId = randomUUID();
+      results.push({ EventId: eventId });
+      // The rule of the CDK stack: source cc1.hypervisor, detail-type VM State Change.
+      if (entry.Source !== VM_EVENT_SOURCE || entry.DetailType !== VM_EVENT_DETAIL_TYPE) continue;
+      const d = detail as { hostId?: unknown; domain?: unknown; state?: unknown };
+      if (typeof d.hostId === 'string' && HOST_ID.test(d.hostId) && !instances[d.hostId]) instances[d.hostId] = hostInstance();
+      // With the simulated hypervisor, the event is the host's reality: the domain runs or not.
+      if (hypervisor.kind === 'simulated' && typeof d.domain === 'string' && /^vm-\d+-\d+$/.test(d.domain) && (d.state === 'running' || d.state === 'stopped')) {
+        await setDomainRunning(simulatedStateFile, d.domain, d.state === 'running');
+      }
+      const time = typeof entry.Time === 'string' ? entry.Time : new Date().toISOString();
+      const event = { version: '0', id: eventId, source: entry.Source, 'detail-type': entry.DetailType, account: '000000000000', time, region: 'local', resources: [], detail };
+      try {
+        await handleVmEvent(event);
+      } catch (error) {
+        deadLetter(entry, error instanceof Error ? error.message : String(error));
+      }
+    }
+    return results;
+  };
+
+  const lambdaHandler = (h: typeof restApi) => (event: Parameters<typeof restApi>[0], context: Context) => h(event, context);
+  const api = await startLocalApi({
+    restApi: lambdaHandler(restApi),
+    cc1Api: lambdaHandler(cc1Api),
+    putEvents,
+    localRoutes: { 'dead-letters': async () => ({ items: deadLetters }) },
+    port: options.port ?? 0,
+  });
+
+  return {
+    url: api.url,
+    hypervisor,
+    container,
+    dynamo,
+    runCommand,
+    api,
+    feed,
+    diskFeed,
+    deadLetters,
+    simulatedStateFile,
+    storagePath,
+    drain: async () => {
+      await feed.drain();
+      await diskFeed.drain();
+      await feed.drain();
+    },
+    close: async () => {
+      await api.close();
+      await feed.stop();
+      await diskFeed.stop();
+      await runCommand.close();
+      await dynamo.close();
+      useContainer(undefined);
+    },
+  };
+};
