@@ -1,5 +1,6 @@
 /** The event store, the id allocator and the idempotency records, against a real dynalite server. */
 import { makeIdempotent, IdempotencyConfig } from '@aws-lambda-powertools/idempotency';
+import type { Context } from 'aws-lambda';
 import { ConcurrencyError } from '../../application/storePorts';
 import { DynamoEventStore, VersionGapError, countRequests, documentClient, idempotencyPersistence, DynamoIdAllocator } from '../../adapters/dynamodb';
 import { streamIdOf } from '../../domain/storageImage';
@@ -133,6 +134,8 @@ describe('idempotency records in the control table (Powertools on dynalite)', ()
   it('runs a handler once per key and replays the stored answer', async () => {
     const { local, prefix } = dynamo();
     let calls = 0;
+    const config = new IdempotencyConfig({ eventKeyJmesPath: 'key', useLocalCache: false });
+    config.registerLambdaContext({ getRemainingTimeInMillis: () => 30_000 } as Context);
     const handler = makeIdempotent(
       async (input: { key: string; n: number }) => {
         calls++;
@@ -141,7 +144,7 @@ describe('idempotency records in the control table (Powertools on dynalite)', ()
       },
       {
         persistenceStore: idempotencyPersistence(local.client, `${prefix}-control`),
-        config: new IdempotencyConfig({ eventKeyJmesPath: 'key', useLocalCache: false }),
+        config,
       },
     );
     const first = await handler({ key: 'k1', n: 21 });
