@@ -1,14 +1,25 @@
 /**
- * The scheduled reconciler (every few minutes): records vs `virsh domblklist` of
- * each running VM, repairs what a crash left behind.
+ * The scheduled reconciler. Every few minutes: records vs `virsh domblklist` of each
+ * running VM, repairing what a crash left behind. Daily (`{"task": "quota"}`): every
+ * user's quota ledger reset to what the event log says, which repairs a reservation
+ * left by a create that crashed before its Created event. (A create in flight at the
+ * very instant of the reset may lose its reservation until the next daily run.)
  */
+import { rebuildQuotaLedgers } from '../../adapters/dynamodb/rebuild';
+import { DynamoQuotaLedger } from '../../adapters/dynamodb/quotaLedger';
 import { reconcile } from '../../application/reconciler';
 import { container, serviceLogger } from '../shared/container';
 
 const logger = serviceLogger();
 
-export const handler = async () => {
-  const report = await reconcile(container().deps);
+export const handler = async (event: { task?: string } = {}) => {
+  const { deps } = container();
+  if (event.task === 'quota' && deps.quota instanceof DynamoQuotaLedger) {
+    const changed = await rebuildQuotaLedgers(deps.events, deps.quota);
+    logger.info('quota ledgers reconciled', { usersChanged: changed.length });
+    return { usersChanged: changed };
+  }
+  const report = await reconcile(deps);
   logger.info('reconciled', { vmsChecked: report.vmsChecked, hostsUnreachable: report.hostsUnreachable, repairs: report.repairs.length });
   return report;
 };
