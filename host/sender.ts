@@ -214,16 +214,17 @@ export class SpoolSender {
   }
 
   /** The valid records, oldest first; malformed ones are moved to failed/ on the way. */
-  scan(): SpoolRecord[] {
+  scan(): { records: SpoolRecord[]; failed: number } {
     const { spoolDir, busName } = this.options;
     let names: string[];
     try {
       names = readdirSync(spoolDir);
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return { records: [], failed: 0 };
       throw error;
     }
     const records: SpoolRecord[] = [];
+    let failed = 0;
     const staleBefore = Date.now() - (this.options.staleTmpMs ?? 600_000);
     for (const file of names) {
       if (file.startsWith('.tmp-')) {
@@ -246,15 +247,18 @@ export class SpoolSender {
         records.push({ file, ...parseRecord(text, busName) });
       } catch (error) {
         this.fail(file, (error as Error).message);
+        failed++;
       }
     }
-    return records.sort((a, b) => a.timeMs - b.timeMs || (a.file < b.file ? -1 : a.file > b.file ? 1 : 0));
+    records.sort((a, b) => a.timeMs - b.timeMs || (a.file < b.file ? -1 : a.file > b.file ? 1 : 0));
+    return { records, failed };
   }
 
   /** Sends everything in the spool once. */
   async runOnce(): Promise<RunResult> {
-    const result: RunResult = { sent: 0, failed: 0, remaining: 0 };
-    let pending = this.scan();
+    const scanned = this.scan();
+    const result: RunResult = { sent: 0, failed: scanned.failed, remaining: 0 };
+    let pending = scanned.records;
     while (pending.length > 0) {
       // At most one record per VM per batch, each VM's oldest: order per VM holds.
       const batch: SpoolRecord[] = [];
