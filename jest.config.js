@@ -2,12 +2,13 @@
 const transform = { '^.+\\.(t|j)sx?$': ['@swc/jest', { jsc: { target: 'es2022' }, module: { type: 'commonjs' } }] };
 // middy 6 and jose are ESM-only: let swc turn them into CommonJS for jest.
 const transformIgnorePatterns = ['node_modules/(?!(@middy|jose)/)'];
-const common = { transform, transformIgnorePatterns, testEnvironment: 'node' };
+const common = { transform, transformIgnorePatterns, testEnvironment: 'node', setupFiles: ['<rootDir>/test/support/jestEnv.ts'] };
 
 module.exports = {
   projects: [
     { ...common, displayName: 'unit', testMatch: ['<rootDir>/test/**/*.unit.test.ts'] },
-    { ...common, displayName: 'int', testMatch: ['<rootDir>/test/**/*.int.test.ts'] },
-    { ...common, displayName: 'e2e', testMatch: ['<rootDir>/test/**/*.e2e.test.ts'] },
+    // Real servers and real libvirt on a shared 2-core machine: generous per-test bounds.
+    { ...common, displayName: 'int', testMatch: ['<rootDir>/test/**/*.int.test.ts'], testTimeout: 120_000 },
+    { ...common, displayName: 'e2e', testMatch: ['<rootDir>/test/**/*.e2e.test.ts'], testTimeout: 120_000 },
   ],
 };
