@@ -38,7 +38,8 @@ beforeEach(() => {
   stateDir = join(dir, 'state');
   mkdirSync(stateDir);
   envFile = join(dir, 'host.env');
-  writeConfig([`CC1_HOST_ID="${HOST}"`, `CC1_SPOOL_DIR=${spool}`, `CC1_LIBVIRT_STATE_DIR=${stateDir}`]);
+  // CRLF, quotes and blanks, as an operator may write it.
+  writeConfig([`CC1_HOST_ID="${HOST}" \r`, `CC1_SPOOL_DIR='${spool}'\r`, `CC1_LIBVIRT_STATE_DIR=${stateDir}`]);
 });
 afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
