@@ -83,6 +83,8 @@ describe('user functions', () => {
     // Read-your-writes, then readiness.
     const got = ok(await stack.cc1('user', 'get_by_id', user, { caller_id: USER, storage_image_id: data.storage_image_id }));
     expect(got.name).toBe('legacy');
+    const listedAtOnce = ok(await stack.cc1('user', 'get_list', user, { caller_id: USER }));
+    expect(listedAtOnce.map((d: { storage_image_id: number }) => d.storage_image_id)).toContain(data.storage_image_id);
     const ready = await waitFor(
       () => stack.cc1('user', 'get_by_id', user, { caller_id: USER, storage_image_id: data.storage_image_id }),
       (r) => r.body.data.state !== 2,
@@ -242,6 +244,28 @@ describe('admin_cm functions', () => {
     expect(after.map((d: { storage_image_id: number }) => d.storage_image_id)).not.toContain(id);
     // An admin's caller_id must be their own too.
     refused(await stack.cc1('admin_cm', 'get_list', admin, { caller_id: USER }), 'user_permission');
+  });
+});
+
+describe('Idempotency-Key on the CC1 API', () => {
+  const body = { caller_id: USER, name: 'cc1 once', size: 1, disk_controller: 1 };
+  test('the same create twice with one key: one image', async () => {
+    const headers = { 'Idempotency-Key': 'cc1-create-1', authorization: `Bearer ${user}` };
+    const first = ok(await stack.call('POST', '/user/storage_image/create/', { headers, body }));
+    const second = ok(await stack.call('POST', '/user/storage_image/create/', { headers, body }));
+    expect(second.storage_image_id).toBe(first.storage_image_id);
+    const list = ok(await stack.cc1('user', 'get_list', user, { caller_id: USER }));
+    expect(list.filter((d: { name: string }) => d.name === 'cc1 once')).toHaveLength(1);
+  });
+
+  // BUG: functions/cc1Api/handler.ts cc1ErrorReply maps Powertools' IdempotencyValidationError
+  // (REST: 422 idempotency_key_reused) to status `validation`, because only 409 is special-cased.
+  // Request: POST /user/storage_image/create/ twice with Idempotency-Key k and different names.
+  // Expected {"status":"idempotency_key_reused","data":""}; actual {"status":"validation","data":""}.
+  test.skip('the same key with another body: status idempotency_key_reused', async () => {
+    const headers = { 'Idempotency-Key': 'cc1-create-2', authorization: `Bearer ${user}` };
+    ok(await stack.call('POST', '/user/storage_image/create/', { headers, body }));
+    refused(await stack.call('POST', '/user/storage_image/create/', { headers, body: { ...body, name: 'other' } }), 'idempotency_key_reused');
   });
 });
 

@@ -78,6 +78,11 @@ describe('authentication', () => {
     expect((await stack.rest('GET', '/storage-images', { token: alice })).body.items).toEqual([]);
   });
 
+  test('groups may come in the `groups` claim too (admin)', async () => {
+    const viaGroups = await stack.token(3, { extraClaims: { 'cognito:groups': [], groups: ['admin'] } });
+    expect((await stack.rest('GET', '/admin/storage-images', { token: viaGroups })).status).toBe(200);
+  });
+
   test('a token whose sub is not a CC1 user id is refused (403), not a 500', async () => {
     const odd = await stack.token('alice' as unknown as number);
     const reply = await stack.rest('GET', '/storage-images', { token: odd });
@@ -338,6 +343,18 @@ describe('Idempotency-Key', () => {
     expect((await stack.rest('GET', '/storage-images', { token: erin })).body.items).toHaveLength(1);
   });
 
+  test('a refused request is not remembered: the same key works once the cause is gone', async () => {
+    const key = { 'Idempotency-Key': 'after-refusal' };
+    const ivan = await stack.token(113);
+    const big = await create(ivan, { name: 'fills', sizeMb: 1000 });
+    const refused = await stack.rest('POST', '/storage-images', { token: ivan, body: { name: 'later', diskController: 'virtio', sizeMb: 10 }, headers: key });
+    expect(refused.body.error.code).toBe('user_storage_limit');
+    await waitReady(ivan, big.id);
+    expect((await stack.rest('DELETE', `/storage-images/${big.id}`, { token: ivan })).status).toBe(200);
+    const retried = await stack.rest('POST', '/storage-images', { token: ivan, body: { name: 'later', diskController: 'virtio', sizeMb: 10 }, headers: key });
+    expect(retried.status).toBe(201);
+  });
+
   test('a key is per caller: another user with the same key gets their own image', async () => {
     const body = { name: 'per-caller', diskController: 'virtio', sizeMb: 1 };
     const headers = { 'Idempotency-Key': 'shared-key' };
@@ -397,6 +414,17 @@ describe('quota (DEFAULT_QUOTA_MB=1000)', () => {
     expect((await stack.rest('DELETE', `/storage-images/${big.id}`, { token: frank })).status).toBe(200);
     const now = await stack.rest('POST', '/storage-images', { token: frank, body: { name: 'after-revoke', diskController: 'virtio', sizeMb: 500 } });
     expect(now.status).toBe(201);
+  });
+
+  test('concurrent creates never overrun the quota: 10 x 150 MB against 1000 MB -> exactly 6', async () => {
+    const racer = await stack.token(112);
+    const replies = await Promise.all(
+      Array.from({ length: 10 }, (_, i) => stack.rest('POST', '/storage-images', { token: racer, body: { name: `q${i}`, diskController: 'virtio', sizeMb: 150 } })),
+    );
+    expect(replies.filter((r) => r.status === 201)).toHaveLength(6);
+    for (const r of replies.filter((r) => r.status !== 201)) expect([r.status, r.body.error.code]).toEqual([409, 'user_storage_limit']);
+    const items = (await stack.rest('GET', '/storage-images', { token: racer })).body.items as Array<{ sizeMb: number }>;
+    expect(items.reduce((sum, i) => sum + i.sizeMb, 0)).toBe(900);
   });
 
   test('quota is per user', async () => {

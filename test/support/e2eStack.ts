@@ -19,6 +19,7 @@ export interface TokenFlags {
   portal?: boolean;
   expiresInSeconds?: number;
   secret?: string;
+  extraClaims?: Record<string, unknown>;
 }
 
 export interface VmEventDetail {
