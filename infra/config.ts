@@ -18,6 +18,8 @@ export interface DeployConfig {
   defaultQuotaMb: number;
   maxDisksPerVm: number;
   hostCommandTimeoutMs: number;
+  /** How often a running host command is polled (GetCommandInvocation). */
+  hostCommandPollMs: number;
   /** JWT claim holding the CC1 user id; undefined = `custom:cc1_user_id` with the built-in pool, `sub` otherwise. */
   userIdClaim: string;
   hostTagKey: string;
@@ -46,6 +48,7 @@ export const CONTEXT_KEYS = [
   'defaultQuotaMb',
   'maxDisksPerVm',
   'hostCommandTimeoutMs',
+  'hostCommandPollMs',
   'userIdClaim',
   'hostTagKey',
   'hostTagValues',
@@ -138,6 +141,8 @@ export const readDeployConfig = (get: Lookup): DeployConfig => {
     maxDisksPerVm: int(get, 'maxDisksPerVm', DEFAULT_MAX_DISKS_PER_VM, 1, 24),
     // API Gateway stops waiting at 30 s: a hypervisor command must end well before.
     hostCommandTimeoutMs: int(get, 'hostCommandTimeoutMs', 20_000, 1_000, 25_000),
+    // GetCommandInvocation is throttled per account: do not poll faster than this.
+    hostCommandPollMs: int(get, 'hostCommandPollMs', 500, 100, 5_000),
     userIdClaim: str(get, 'userIdClaim', jwtIssuer ? 'sub' : COGNITO_USER_ID_CLAIM, /^[A-Za-z0-9_:./-]{1,100}$/),
     hostTagKey: str(get, 'hostTagKey', 'cc1-role', TAG),
     hostTagValues,

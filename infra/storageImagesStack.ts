@@ -33,6 +33,9 @@ export interface StorageImagesStackProps extends StackProps {
   projectRoot?: string;
 }
 
+/** Every runtime setting of functions/shared/config.ts except the local-only endpoints. */
+type DeployedSetting = Exclude<keyof typeof ENV, 'ssmEndpoint' | 'dynamodbEndpoint'>;
+
 /** The event types that make or remove a disk file (the diskFiles function's stream filter). */
 export const DISK_FILE_EVENT_TYPES = ['StorageImageCreated', 'StorageImageRevoked'] as const;
 
@@ -57,7 +60,7 @@ const STORAGE_DOCUMENTS: DocumentKey[] = ['createDiskFile', 'deleteDiskFile'];
  *   events table --stream (Created/Revoked)--> diskFiles --SSM--> storage host
  *   restApi / cc1Api --SSM Run Command--> hypervisor hosts (virsh)
  *   hypervisor hosts --EventBridge "VM State Change"--> vmEvents --> auto-detach
- *   every 5 minutes --> reconciler (records vs. hosts)
+ *   every 5 minutes --> reconciler (records vs. hosts); daily --> reconciler (quota ledgers)
  *   alarms --> SNS
  */
 export class StorageImagesStack extends Stack {
@@ -90,17 +93,21 @@ export class StorageImagesStack extends Stack {
     const hostTag = { key: config.hostTagKey, values: config.hostTagValues };
 
     // ---- 3. Functions: every one gets the same runtime settings (functions/shared/config.ts) ----
-    const runtimeEnvironment = {
-      [ENV.tablePrefix]: config.tablePrefix,
-      [ENV.userIdClaim]: config.userIdClaim,
-      [ENV.defaultQuotaMb]: String(config.defaultQuotaMb),
-      [ENV.maxDisksPerVm]: String(config.maxDisksPerVm),
-      [ENV.hostCommandTimeoutMs]: String(config.hostCommandTimeoutMs),
-      [ENV.storagePath]: config.storagePath,
-      [ENV.storageHostId]: config.storageHostId,
-      [ENV.ssmDocumentNames]: documents.namesJson(allDocuments),
-      // ENV.ssmEndpoint and ENV.dynamodbEndpoint are local-only and never set here.
+    // Typed by the ENV map: a setting added there and not set here fails the type check.
+    const settings: Record<DeployedSetting, string> = {
+      tablePrefix: config.tablePrefix,
+      userIdClaim: config.userIdClaim,
+      defaultQuotaMb: String(config.defaultQuotaMb),
+      maxDisksPerVm: String(config.maxDisksPerVm),
+      hostCommandTimeoutMs: String(config.hostCommandTimeoutMs),
+      hostCommandPollMs: String(config.hostCommandPollMs),
+      storagePath: config.storagePath,
+      storageHostId: config.storageHostId,
+      ssmDocumentNames: documents.namesJson(allDocuments),
     };
+    const runtimeEnvironment = Object.fromEntries(
+      (Object.keys(settings) as DeployedSetting[]).map((key) => [ENV[key], settings[key]]),
+    );
     const fn = (name: string, description: string, timeout: Duration, memorySize = 512) =>
       new Cc1Function(this, name.charAt(0).toUpperCase() + name.slice(1), {
         name,
@@ -226,11 +233,16 @@ export class StorageImagesStack extends Stack {
     // EventBridge invokes asynchronously: a handler error is retried by Lambda, then dead-lettered.
     vmEvents.fn.configureAsyncInvoke({ retryAttempts: 2, maxEventAge: Duration.hours(6), onFailure: new SqsDestination(vmEventsDlq.queue) });
 
-    // ---- 8. The reconciler, every five minutes ----
+    // ---- 8. The reconciler: records vs. hosts every five minutes, quota ledgers daily ----
     new events.Rule(this, 'ReconcileSchedule', {
-      description: 'Run the reconciler: records against the hosts, stale claims, stuck disk files',
+      description: 'Run the reconciler: records against the hosts (virsh domblklist), repairs of interrupted commands',
       schedule: events.Schedule.rate(Duration.minutes(5)),
       targets: [new targets.LambdaFunction(reconciler.fn, { retryAttempts: 0 })],
+    });
+    new events.Rule(this, 'ReconcileQuotaSchedule', {
+      description: 'Reset every quota ledger to what the event log says (repairs reservations of crashed creates)',
+      schedule: events.Schedule.rate(Duration.days(1)),
+      targets: [new targets.LambdaFunction(reconciler.fn, { retryAttempts: 0, event: events.RuleTargetInput.fromObject({ task: 'quota' }) })],
     });
     reconciler.fn.configureAsyncInvoke({ retryAttempts: 0 }); // the next run comes in five minutes
 

@@ -361,10 +361,18 @@ describe('the stack with its defaults (a Cognito user pool)', () => {
       });
     });
 
-    it('runs the reconciler every five minutes', () => {
-      const rule = Object.values(resourcesOf(t, 'AWS::Events::Rule')).find((r) => r.Properties.ScheduleExpression)!;
-      expect(rule.Properties.ScheduleExpression).toBe('rate(5 minutes)');
-      expect(rule.Properties.Targets[0].Arn).toEqual({ 'Fn::GetAtt': [functionId(t, 'reconciler'), 'Arn'] });
+    it('runs the reconciler every five minutes, and its quota task daily', () => {
+      const schedules = Object.values(resourcesOf(t, 'AWS::Events::Rule')).filter((r) => r.Properties.ScheduleExpression);
+      const reconciler = { 'Fn::GetAtt': [functionId(t, 'reconciler'), 'Arn'] };
+      expect(
+        schedules.map((r) => ({ every: r.Properties.ScheduleExpression, arn: r.Properties.Targets[0].Arn, input: r.Properties.Targets[0].Input })),
+      ).toEqual(
+        expect.arrayContaining([
+          { every: 'rate(5 minutes)', arn: reconciler, input: undefined },
+          { every: 'rate(1 day)', arn: reconciler, input: JSON.stringify({ task: 'quota' }) },
+        ]),
+      );
+      expect(schedules).toHaveLength(2);
     });
 
     it('lets the hosts put events on the bus (host role) and be managed by SSM', () => {
@@ -558,6 +566,7 @@ describe('context', () => {
       defaultQuotaMb: '5000',
       maxDisksPerVm: 12,
       hostCommandTimeoutMs: '15000',
+      hostCommandPollMs: 250,
       userIdClaim: 'cc1_uid',
       hostTagKey: 'Cc1Host',
       hostTagValues: ['kvm'],
@@ -572,6 +581,7 @@ describe('context', () => {
       DEFAULT_QUOTA_MB: '5000',
       MAX_DISKS_PER_VM: '12',
       HOST_COMMAND_TIMEOUT_MS: '15000',
+      HOST_COMMAND_POLL_MS: '250',
       USER_ID_CLAIM: 'cc1_uid',
     });
     expect(JSON.stringify(template.toJSON())).toContain('"ssm:resourceTag/Cc1Host":["kvm"]');
