@@ -69,7 +69,7 @@ describe('authentication', () => {
       ['GET', '/disk-controllers'],
     ];
     for (const [method, path] of routes) {
-      for (const headers of [{}, { authorization: `Bearer ${expired}` }, { authorization: `Bearer ${forged}` }, { authorization: `Basic ${alice}` }]) {
+      for (const headers of [{} as Record<string, string>, { authorization: `Bearer ${expired}` }, { authorization: `Bearer ${forged}` }, { authorization: `Basic ${alice}` }]) {
         const reply = await stack.rest(method, path, { headers, ...(method === 'POST' ? { body: { name: 'x', diskController: 'virtio', sizeMb: 1 } } : {}) });
         expect({ method, path, status: reply.status }).toEqual({ method, path, status: 401 });
       }
