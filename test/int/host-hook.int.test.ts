@@ -19,7 +19,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { startLocalStack, type LocalStack } from '../../local/stack';
-import { createTransientDomain, destroyDomain, LIBVIRT_URI, libvirtSuiteMode, uniqueDomainName, virsh } from '../support/libvirtTestDomains';
+import { createTransientDomain, destroyDomain, domainXml, LIBVIRT_URI, libvirtSuiteMode, uniqueDomainName, virsh } from '../support/libvirtTestDomains';
 
 const HOOKS_DIR = '/etc/libvirt/hooks';
 const HOOK_PATH = join(HOOKS_DIR, 'qemu');
@@ -34,6 +34,20 @@ if (mode.missingInCi) {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const run = promisify(execFile);
+/** virsh without blocking the event loop, so that two domains can change state at once. */
+const virshAsync = async (...args: string[]) => (await run('virsh', ['-c', LIBVIRT_URI, ...args], { timeout: 30_000 })).stdout;
+
+/** How long each step took: printed at the end (libvirtd is shared and sometimes slow). */
+const timings: string[] = [];
+const timed = async <T>(label: string, step: () => Promise<T> | T): Promise<T> => {
+  const start = Date.now();
+  try {
+    return await step();
+  } finally {
+    timings.push(`${label}: ${Date.now() - start} ms`);
+  }
+};
 
 /** libvirtd's pid: its pid file (libvirtd -d / systemd), else the one process named libvirtd. */
 const libvirtdPid = (): number => {
@@ -103,8 +117,20 @@ interface SpooledRecord {
     }
   };
 
+  /**
+   * Other suites may start vm-<n>-<m> domains on this shared libvirtd while the hook is
+   * installed: their records are dropped here, so that only this suite's are sent.
+   */
+  const dropForeignRecords = () => {
+    for (const f of readdirSync(spool).filter((n) => n.endsWith('.json'))) {
+      const r = JSON.parse(readFileSync(join(spool, f), 'utf8')) as { domain?: string };
+      if (!domains.includes(r.domain ?? '')) unlinkSync(join(spool, f));
+    }
+  };
+
   const runSender = async (): Promise<string> => {
-    const { stderr } = await promisify(execFile)(
+    dropForeignRecords();
+    const { stderr } = await run(
       process.execPath,
       [senderJs, '--once', '--config', envFile, '--spool', spool, '--local', stack.url, '--max-attempts', '3'],
       { timeout: 30_000 },
@@ -120,7 +146,7 @@ interface SpooledRecord {
 
     // The sender as it ships to a host: one esbuild bundle, run with plain node.
     senderJs = join(dir, 'cc1-sender.js');
-    buildSync({ entryPoints: [join(ROOT, 'host/sender.ts')], bundle: true, platform: 'node', target: 'node20', outfile: senderJs, logLevel: 'error' });
+    await timed('esbuild bundle', () => buildSync({ entryPoints: [join(ROOT, 'host/sender.ts')], bundle: true, platform: 'node', target: 'node20', outfile: senderJs, logLevel: 'error' }));
 
     // Install the hook: the shipped script, with its config path pointing at the test's.
     const script = readFileSync(join(ROOT, 'host/qemu-hook'), 'utf8');
@@ -136,9 +162,9 @@ interface SpooledRecord {
     chmodSync(staged, 0o755);
     renameSync(staged, HOOK_PATH);
     installed = true;
-    await reloadHooks();
+    await timed('SIGHUP libvirtd', reloadHooks);
 
-    stack = await startLocalStack({ hypervisor: 'simulated', feedIntervalMs: 50 });
+    stack = await timed('local stack start', () => startLocalStack({ hypervisor: 'simulated', feedIntervalMs: 50 }));
   }, 60_000);
 
   afterAll(async () => {
@@ -150,6 +176,7 @@ interface SpooledRecord {
     }
     await stack?.close();
     rmSync(dir, { recursive: true, force: true });
+    console.info(`host-hook int test timings:\n  ${timings.join('\n  ')}`);
   }, 60_000);
 
   test('start and destroy: the hook spools running then stopped, the sender delivers, the VM directory follows', async () => {
@@ -158,8 +185,8 @@ interface SpooledRecord {
     const [, vmId, userId] = domain.split('-').map(Number) as [number, number, number];
 
     const beforeStart = Date.now();
-    createTransientDomain(domain);
-    const running = await waitForRecord(domain, 'running');
+    await timed('virsh create', () => createTransientDomain(domain));
+    const running = await timed('hook record (running)', () => waitForRecord(domain, 'running'));
     expect(running).toEqual({
       file: expect.stringMatching(/^\d{8}T\d{9}Z-\d+-[0-9a-f]+\.json$/),
       vmId,
@@ -172,19 +199,19 @@ interface SpooledRecord {
     expect(Date.parse(running.time)).toBeGreaterThanOrEqual(beforeStart - 1000);
     expect(Date.parse(running.time)).toBeLessThanOrEqual(Date.now());
 
-    await runSender();
+    await timed('sender --once (running)', runSender);
     expect(spooled(domain)).toEqual([]); // accepted, so removed
     await expect(stack.container.deps.vms.get(vmId)).resolves.toMatchObject({ vmId, userId, domain, hostId: HOST_ID, state: 'running', stateTime: running.time });
 
-    destroyDomain(domain);
-    const stopped = await waitForRecord(domain, 'stopped');
+    await timed('virsh destroy', () => destroyDomain(domain));
+    const stopped = await timed('hook record (stopped)', () => waitForRecord(domain, 'stopped'));
     // libvirt 9.0: virsh destroy asks QEMU to quit, which QEMU reports as a shutdown.
     expect(stopped).toMatchObject({ vmId, userId, domain, hostId: HOST_ID, state: 'stopped', reason: 'shutdown' });
     expect(Date.parse(stopped.time)).toBeGreaterThan(Date.parse(running.time));
     await sleep(500); // "release end" follows "stopped end": it must not add a record
     expect(spooled(domain).map((r) => r.state)).toEqual(['stopped']);
 
-    await runSender();
+    await timed('sender --once (stopped)', runSender);
     expect(spooled(domain)).toEqual([]);
     await expect(stack.container.deps.vms.get(vmId)).resolves.toMatchObject({ vmId, state: 'stopped', stateTime: stopped.time, hostId: HOST_ID });
     expect(stack.deadLetters).toEqual([]);
@@ -192,26 +219,31 @@ interface SpooledRecord {
   }, 60_000);
 
   test('virsh save reports "saved" (disks stay attached); a QEMU that dies reports "crashed"', async () => {
-    const domain = uniqueDomainName();
-    domains.push(domain);
-    const saveFile = join(dir, `${domain}.save`);
+    const saved = uniqueDomainName();
+    let killed = uniqueDomainName();
+    while (killed.split('-')[1] === saved.split('-')[1]) killed = uniqueDomainName();
+    domains.push(saved, killed);
+    const saveFile = join(dir, `${saved}.save`);
+    const xmlFile = (name: string) => {
+      const file = join(dir, `${name}.xml`);
+      writeFileSync(file, domainXml(name));
+      return file;
+    };
 
-    createTransientDomain(domain);
-    await waitForRecord(domain, 'running');
-    virsh('save', domain, saveFile);
-    expect(await waitForRecord(domain, 'stopped')).toMatchObject({ state: 'stopped', reason: 'saved' });
+    // Both domains at once: libvirtd is shared, and each virsh call can take seconds.
+    await timed('virsh create x2', () => Promise.all([virshAsync('create', xmlFile(saved)), virshAsync('create', xmlFile(killed))]));
+    await Promise.all([waitForRecord(saved, 'running'), waitForRecord(killed, 'running')]);
+    const pid = Number(readFileSync(`/run/libvirt/qemu/${killed}.pid`, 'utf8').trim());
+    await timed('virsh save + kill -9 qemu', () => Promise.all([virshAsync('save', saved, saveFile), Promise.resolve(process.kill(pid, 'SIGKILL'))]));
+    expect(await waitForRecord(saved, 'stopped')).toMatchObject({ state: 'stopped', reason: 'saved' });
+    expect(await waitForRecord(killed, 'stopped')).toMatchObject({ state: 'stopped', reason: 'crashed' });
+    rmSync(saveFile, { force: true });
 
-    virsh('restore', saveFile);
-    unlinkSync(saveFile);
-    await sleep(200);
-    const pid = Number(readFileSync(`/run/libvirt/qemu/${domain}.pid`, 'utf8').trim());
-    // Clear the spool of this domain's records so far, then kill its QEMU.
-    for (const r of spooled(domain)) unlinkSync(join(spool, r.file));
-    process.kill(pid, 'SIGKILL');
-    expect(await waitForRecord(domain, 'stopped')).toMatchObject({ state: 'stopped', reason: 'crashed' });
-
-    await runSender();
-    const [, vmId] = domain.split('-').map(Number) as [number, number];
-    await expect(stack.container.deps.vms.get(vmId)).resolves.toMatchObject({ state: 'stopped' });
+    await timed('sender --once (save, crash)', runSender);
+    for (const domain of [saved, killed]) {
+      const [, vmId] = domain.split('-').map(Number) as [number, number];
+      await expect(stack.container.deps.vms.get(vmId)).resolves.toMatchObject({ state: 'stopped', hostId: HOST_ID });
+    }
+    expect(stack.deadLetters).toEqual([]);
   }, 60_000);
 });
