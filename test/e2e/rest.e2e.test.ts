@@ -4,6 +4,8 @@
  * Idempotency-Key, revoke, quota, paging. Every reply is checked against
  * docs/openapi.yaml by `stack.rest`.
  */
+import { existsSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { startE2eStack, waitFor, type E2eStack } from '../support/e2eStack';
 
 jest.setTimeout(60_000);
@@ -175,6 +177,8 @@ describe('create, read-your-writes, readiness, edit', () => {
     // The disk file is made asynchronously (by design): ok within a short bounded wait.
     const ready = await waitReady(alice, created.id);
     expect(ready).toMatchObject({ state: 'ok', progress: 100 });
+    // The raw disk file is at <storage>/<user id>/<image id>, of the size asked.
+    expect(statSync(join(stack.dataDir, 'storage', String(ALICE), String(created.id))).size).toBe(20 * 1024 * 1024);
     const history = await stack.rest('GET', `/storage-images/${created.id}/history`, { token: alice });
     expect(history.body.items.map((e: { type: string }) => e.type)).toEqual(['StorageImageCreated', 'StorageImageDiskReady']);
     expect(history.body.items[0]).toMatchObject({ version: 1, cause: { kind: 'user', userId: ALICE }, data: { name: 'alpha', sizeMb: 20 } });
@@ -374,6 +378,8 @@ describe('revoke', () => {
     const revoked = await stack.rest('DELETE', `/storage-images/${image.id}`, { token: alice });
     expect(revoked.status).toBe(200);
     expect(revoked.body).toMatchObject({ id: image.id, state: 'locked' });
+    // The disk file is removed (asynchronously, by the disk-file reaction).
+    await waitFor(async () => existsSync(join(stack.dataDir, 'storage', String(ALICE), String(image.id))), (exists) => !exists);
     const got = await stack.rest('GET', `/storage-images/${image.id}`, { token: alice });
     expect(got.status).toBe(404);
     expect(got.body.error.code).toBe('image_get');
