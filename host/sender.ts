@@ -210,7 +210,7 @@ export class SpoolSender {
     mkdirSync(this.failedDir, { recursive: true });
     writeFileSync(join(this.failedDir, `${file}.reason`), `${new Date().toISOString()} ${reason}\n`);
     renameSync(join(this.options.spoolDir, file), join(this.failedDir, file));
-    this.log('record moved to failed/', { file, reason });
+    this.log('record moved to failed/', { level: 'warn', file, reason });
   }
 
   /** The valid records, oldest first; malformed ones are moved to failed/ on the way. */
@@ -296,7 +296,7 @@ export class SpoolSender {
         results = await this.options.transport.put(remaining.map((r) => r.entry));
       } catch (error) {
         lastError = `${(error as Error).name ?? 'Error'}: ${(error as Error).message}`;
-        this.log('PutEvents failed', { attempt: attempt + 1, error: lastError, entries: remaining.length });
+        this.log('PutEvents failed', { level: 'warn', attempt: attempt + 1, error: lastError, entries: remaining.length });
         if (!isRetryableError(error)) break;
         continue;
       }
@@ -314,7 +314,7 @@ export class SpoolSender {
           retry.push(record);
         }
       });
-      if (retry.length) this.log('some entries failed, resending them', { attempt: attempt + 1, failed: retry.length, error: lastError });
+      if (retry.length) this.log('some entries failed, resending them', { level: 'warn', attempt: attempt + 1, failed: retry.length, error: lastError });
       remaining = retry;
       if (remaining.length === 0) return { sent, failed };
     }
@@ -340,7 +340,7 @@ export class SpoolSender {
         failures = r.error ? failures + 1 : 0;
       } catch (error) {
         failures++;
-        this.log('run crashed', { error: String(error) });
+        this.log('run crashed', { level: 'error', error: String(error) });
       }
       if (failures > 0) wait = Math.max(intervalMs, this.backoffMs(failures + 3));
       await new Promise<void>((resolve) => {
