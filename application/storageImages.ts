@@ -8,6 +8,7 @@ import { allocateDevice } from '../domain/devices';
 import { DomainError, fail } from '../domain/errors';
 import {
   decide,
+  initialState,
   streamIdOf,
   type Actor,
   type CommandContext,
@@ -110,10 +111,13 @@ export const createImage = async (deps: ServiceDeps, input: CreateInput, actor: 
     fail('user_storage_limit', `Storage quota exceeded: ${reserved.usedMb} MB used of ${limitMb} MB, ${input.sizeMb} MB asked.`);
   }
   try {
-    const result = await handleCommand(deps, imageId, { type: 'CreateStorageImage', imageId, ...input, quota: { limitMb, usedMb: 0 } }, ctx);
+    // The id was just handed out, so the stream is empty: no load. (Were it not, the
+    // conditional append at version 1 would fail and the retry would load and refuse.)
+    const loaded = { version: 0, state: initialState() };
+    const result = await handleCommand(deps, imageId, { type: 'CreateStorageImage', imageId, ...input, quota: { limitMb, usedMb: 0 } }, ctx, { loaded });
     return viewOf(result.state, result.version);
   } catch (error) {
-    await deps.quota.release(actor.userId, imageId).catch(() => undefined);
+    await deps.quota.release(actor.userId, imageId, input.sizeMb).catch(() => undefined);
     throw error;
   }
 };
@@ -131,7 +135,7 @@ export const editImage = async (
 /** Revoked, then the quota is released; the file is removed by the disk-file reaction. */
 export const revokeImage = async (deps: ServiceDeps, imageId: number, actor: Actor): Promise<ImageView> => {
   const result = await handleCommand(deps, imageId, { type: 'RevokeStorageImage' }, contextOf(deps, actor));
-  if (result.state.status === 'locked') await deps.quota.release(result.state.image.userId, imageId);
+  if (result.state.status === 'locked') await deps.quota.release(result.state.image.userId, imageId, result.state.image.sizeMb);
   return viewOf(result.state, result.version);
 };
 
@@ -349,6 +353,13 @@ export const onVmStateChange = async (
   change: VmStateChange,
   reason?: string,
 ): Promise<{ applied: boolean; detached: number[] }> => {
+  // After a migration the old host reports a stop, possibly later than the new host
+  // reported the start: a stop from a host the VM no longer runs on is not the VM's.
+  const known = change.state === 'stopped' ? await deps.vms.get(change.vmId) : undefined;
+  if (known?.state === 'running' && known.hostId && known.hostId !== change.hostId) {
+    deps.logger.info('stop from a host the VM has left: ignored', { vmId: change.vmId, from: change.hostId, runsOn: known.hostId });
+    return { applied: false, detached: [] };
+  }
   const { applied, record } = await deps.vms.recordState(change);
   const current = applied || (record.stateTime === change.time && record.state === change.state);
   if (!current || change.state !== 'stopped' || (reason && KEEPS_DISKS.has(reason))) return { applied, detached: [] };

@@ -103,3 +103,20 @@ test('a redelivered VM stop detaches once; a stale running event changes nothing
   expect(history.filter((e) => e.type === 'StorageImageDetached')).toHaveLength(1);
   expect(history.at(-1)!.cause).toEqual({ kind: 'system', reason: 'vm-stopped' });
 });
+
+test('after a migration, the old host stop (even if newer) neither stops the VM nor detaches its disks', async () => {
+  await runVm(1005);
+  const [id] = await readyImages(1);
+  await attachImage(deps, id!, 1005, { kind: 'user', userId: USER });
+  const t0 = Date.now();
+  const newHost = 'mi-0123456789abcdef1';
+  await onVmStateChange(deps, { vmId: 1005, userId: USER, domain: `vm-1005-${USER}`, hostId: newHost, state: 'running', time: new Date(t0 + 1000).toISOString() }, 'migrated');
+  const oldStop = await onVmStateChange(
+    deps,
+    { vmId: 1005, userId: USER, domain: `vm-1005-${USER}`, hostId: HOST, state: 'stopped', time: new Date(t0 + 2000).toISOString() },
+    'migrated',
+  );
+  expect(oldStop).toEqual({ applied: false, detached: [] });
+  expect(await deps.vms.get(1005)).toMatchObject({ state: 'running', hostId: newHost });
+  expect((await deps.events.load(streamIdOf(id!))).state).toMatchObject({ attachment: { phase: 'attached', vmId: 1005 } });
+});
