@@ -63,22 +63,34 @@ const forEachLimit = async <T>(items: T[], limit: number, fn: (item: T) => Promi
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
 };
 
-/** Replays the whole log into `model`; returns the events seen, the rows written and each stream's head version. */
+/**
+ * Replays the whole log into `model`; returns the events seen, the rows written and each
+ * stream's head version. A row holds only its stream's newest state (every event
+ * carries its stateAfter, and `apply` keeps the newer version), so of each page only
+ * the newest event per stream is applied: the others would be overwritten by it.
+ * Events at or below `known` (heads a previous replay into the same model wrote) are
+ * skipped the same way: the row already holds them or newer.
+ */
 export const replayInto = async (
   events: Pick<EventStore, 'scanAll'>,
   model: DynamoImageReadModel,
   concurrency = 16,
+  known?: ReadonlyMap<string, { version: number }>,
 ): Promise<{ events: number; applied: number; heads: Map<string, { version: number; state: StorageImageState }> }> => {
   const heads = new Map<string, { version: number; state: StorageImageState }>();
   let count = 0;
   let applied = 0;
   for await (const page of events.scanAll()) {
     count += page.length;
+    const newest = new Map<string, StoredEvent>();
     for (const e of page) {
       const head = heads.get(e.streamId);
       if (!head || head.version < e.version) heads.set(e.streamId, { version: e.version, state: e.stateAfter });
+      if ((known?.get(e.streamId)?.version ?? 0) >= e.version) continue;
+      const latest = newest.get(e.streamId);
+      if (!latest || latest.version < e.version) newest.set(e.streamId, e);
     }
-    await forEachLimit(page, concurrency, async (e: StoredEvent) => {
+    await forEachLimit([...newest.values()], concurrency, async (e: StoredEvent) => {
       if ((await model.apply(e)) === 'applied') applied++;
     });
   }
@@ -96,16 +108,30 @@ const scanRows = async (doc: DynamoDBDocumentClient, table: string): Promise<Rec
   return rows;
 };
 
+/**
+ * The generation to rebuild into: the first one after the current that does not exist
+ * or exists empty. An operator may deploy the next generation with CloudFormation
+ * first (PITR, deletion protection, retained); the rebuild then fills that table
+ * instead of making an unmanaged one.
+ */
+const nextGeneration = async (client: DynamoDBClient, doc: DynamoDBDocumentClient, prefix: string, current: number): Promise<number> => {
+  const existing = new Set(
+    (await listTables(client)).filter((n) => n.startsWith(`${prefix}-images-v`)).map((n) => imagesGenerationOf(n) ?? 0),
+  );
+  for (let generation = current + 1; ; generation++) {
+    if (!existing.has(generation)) return generation;
+    const out = await doc.send(new ScanCommand({ TableName: tableName(prefix, imagesTable(generation)), Limit: 1 }));
+    if ((out.Items ?? []).length === 0) return generation;
+  }
+};
+
 export const rebuildImages = async (options: RebuildImagesOptions): Promise<RebuildReport> => {
   const { client, doc, prefix, events, locator } = options;
   const log = options.log ?? (() => undefined);
   const concurrency = options.concurrency ?? 16;
 
   const from = (await locator.pointer())?.table ?? locator.defaultTable;
-  const generations = (await listTables(client))
-    .filter((n) => n.startsWith(`${prefix}-images-v`))
-    .map((n) => imagesGenerationOf(n) ?? 0);
-  const generation = Math.max(imagesGenerationOf(from) ?? 1, ...generations) + 1;
+  const generation = await nextGeneration(client, doc, prefix, imagesGenerationOf(from) ?? 1);
   const def = imagesTable(generation);
   const to = tableName(prefix, def);
   log(`creating ${to} (reads use ${from})`);
@@ -136,7 +162,7 @@ export const rebuildImages = async (options: RebuildImagesOptions): Promise<Rebu
   // Events appended after the replay were projected into the old table by projectors
   // that had not yet re-read the pointer: replay once more, after their caches expired.
   await sleep(options.catchUpDelayMs ?? locator.ttlMs + 1_000);
-  const catchUp = await replayInto(events, model, concurrency);
+  const catchUp = await replayInto(events, model, concurrency, replay.heads);
   log(`catch-up: ${catchUp.applied} newer rows`);
   return { from, to, events: replay.events, images: rows.length, catchUp: { events: catchUp.events, applied: catchUp.applied } };
 };
