@@ -18,6 +18,13 @@ module.exports = {
       to: { path: ['^adapters/', '^functions/', '^local/', '^infra/', 'node_modules/@aws-sdk', 'node_modules/@middy', 'node_modules/aws-cdk-lib'] },
     },
     {
+      name: 'local-only-stays-local',
+      comment: 'The local stack (HS256 tokens, dynalite, simulated virsh) must be impossible to deploy: nothing deployable imports local/.',
+      severity: 'error',
+      from: { path: '^(domain|application|adapters|functions|infra)/' },
+      to: { path: '^local/' },
+    },
+    {
       name: 'no-circular',
       severity: 'error',
       from: {},
