@@ -110,7 +110,11 @@ export interface QuotaLedger {
   /** Adds `sizeMb` for `imageId` if the total stays <= limitMb. Idempotent per image. */
   reserve(userId: number, imageId: number, sizeMb: number, limitMb: number): Promise<ReserveResult>;
   /** Removes the image's share. Idempotent. */
-  release(userId: number, imageId: number): Promise<void>;
+  /**
+   * `sizeMb`, when the caller knows what was reserved (the image's size), saves the
+   * read of the ledger: one conditional write, with the read only if it fails.
+   */
+  release(userId: number, imageId: number, sizeMb?: number): Promise<void>;
   usedMb(userId: number): Promise<number>;
   /** The reconciler's repair: set the ledger to what the event log says. */
   reset(userId: number, images: Record<number, number>): Promise<void>;

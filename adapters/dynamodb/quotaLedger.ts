@@ -68,9 +68,10 @@ export class DynamoQuotaLedger implements QuotaLedger {
     return { ok: false, usedMb: (await this.entry(userId)).usedMb };
   }
 
-  async release(userId: number, imageId: number): Promise<void> {
+  async release(userId: number, imageId: number, sizeMb?: number): Promise<void> {
     for (let round = 0; round < MAX_ROUNDS; round++) {
-      const size = (await this.entry(userId)).images[imageId];
+      // First round with a known size: no read (the condition checks it); else read it.
+      const size = round === 0 && sizeMb !== undefined ? sizeMb : (await this.entry(userId)).images[imageId];
       if (size === undefined) return; // released already
       try {
         await this.doc.send(
