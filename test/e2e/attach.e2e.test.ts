@@ -271,6 +271,7 @@ describe('attach races over HTTP', () => {
     const user = await stack.token(USER);
     await stack.putVmEvent({ vmId: 4002, userId: USER, state: 'running' });
     await stack.putVmEvent({ vmId: 4003, userId: USER, state: 'running' });
+    const wins: Record<number, number> = { 4002: 0, 4003: 0 };
     for (let round = 0; round < 2; round++) {
       const image = await readyImage(user, { name: `contested-${round}` });
       const replies = await Promise.all([attach(user, image.id, 4002), attach(user, image.id, 4003)]);
@@ -280,7 +281,10 @@ describe('attach races over HTTP', () => {
       expect(loser.status).toBe(409);
       expect(['image_attached', 'storage_image_attach', 'concurrency_conflict']).toContain(loser.body.error.code);
       const now = await get(user, image.id);
-      expect(now).toMatchObject({ vmId: won[0]!.body.vmId, diskDev: 'vd' + String.fromCharCode('b'.charCodeAt(0) + round) });
+      const vm = won[0]!.body.vmId as number;
+      // The first free device of the winning VM.
+      expect(now).toMatchObject({ vmId: vm, diskDev: 'vd' + String.fromCharCode('b'.charCodeAt(0) + wins[vm]!) });
+      wins[vm]! += 1;
       const attachedEvents = (await history(user, image.id)).filter((e) => e.type === 'StorageImageAttached');
       expect(attachedEvents).toHaveLength(1);
       // The loser's VM did not keep a device for it.

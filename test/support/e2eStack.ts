@@ -185,7 +185,7 @@ export const startE2eStack = async (options: E2eStackOptions = {}): Promise<E2eS
 };
 
 /** Polls `probe` until `done` holds (bounded): for what is asynchronous by design. */
-export const waitFor = async <T>(probe: () => Promise<T>, done: (value: T) => boolean, timeoutMs = 10_000, everyMs = 50): Promise<T> => {
+export const waitFor = async <T>(probe: () => Promise<T>, done: (value: T) => boolean, timeoutMs = 30_000, everyMs = 50): Promise<T> => {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await probe();
