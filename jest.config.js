@@ -7,8 +7,9 @@ const common = { transform, transformIgnorePatterns, testEnvironment: 'node', se
 module.exports = {
   projects: [
     { ...common, displayName: 'unit', testMatch: ['<rootDir>/test/**/*.unit.test.ts'] },
-    // Real servers and real libvirt on a shared 2-core machine: generous per-test bounds.
-    { ...common, displayName: 'int', testMatch: ['<rootDir>/test/**/*.int.test.ts'], testTimeout: 120_000 },
-    { ...common, displayName: 'e2e', testMatch: ['<rootDir>/test/**/*.e2e.test.ts'], testTimeout: 120_000 },
+    { ...common, displayName: 'int', testMatch: ['<rootDir>/test/**/*.int.test.ts'] },
+    { ...common, displayName: 'e2e', testMatch: ['<rootDir>/test/**/*.e2e.test.ts'] },
   ],
+  // Real servers and real libvirt on a shared 2-core machine: generous per-test bounds.
+  testTimeout: 120_000,
 };

@@ -79,9 +79,13 @@ export const startLocalStack = async (options: LocalStackOptions = {}): Promise<
   const hostInstance = (): LocalInstance =>
     hypervisor.kind === 'libvirt' ? { virsh: 'libvirt', libvirtUri: LOCAL_LIBVIRT_URI } : { virsh: 'simulated', simulatedStateFile };
   // Hypervisor hosts are learnt from VM events: any well-formed instance id runs here.
-  const instances: Record<string, LocalInstance> = {
+  const known: Record<string, LocalInstance> = {
     [LOCAL_STORAGE_HOST_ID]: { storagePath, virsh: hypervisor.kind === 'libvirt' ? 'libvirt' : 'simulated', simulatedStateFile },
   };
+  // Every well-formed managed-instance id is this machine (also ids learnt before a restart).
+  const instances = new Proxy(known, {
+    get: (target, id) => (typeof id === 'string' && !(id in target) && HOST_ID.test(id) ? hostInstance() : Reflect.get(target, id)),
+  });
 
   const dynamo = await startLocalDynamo(dataDir ? { dataDir } : {});
   const runCommand = await startLocalRunCommand({ instances, log: (line) => log(`run-command: ${line}`) });
@@ -145,7 +149,6 @@ export const startLocalStack = async (options: LocalStackOptions = {}): Promise<
       // The rule of the CDK stack: source cc1.hypervisor, detail-type VM State Change.
       if (entry.Source !== VM_EVENT_SOURCE || entry.DetailType !== VM_EVENT_DETAIL_TYPE) continue;
       const d = detail as { hostId?: unknown; domain?: unknown; state?: unknown };
-      if (typeof d.hostId === 'string' && HOST_ID.test(d.hostId) && !instances[d.hostId]) instances[d.hostId] = hostInstance();
       // With the simulated hypervisor, the event is the host's reality: the domain runs or not.
       if (hypervisor.kind === 'simulated' && typeof d.domain === 'string' && /^vm-\d+-\d+$/.test(d.domain) && (d.state === 'running' || d.state === 'stopped')) {
         await setDomainRunning(simulatedStateFile, d.domain, d.state === 'running');

@@ -24,6 +24,7 @@ const cc1ErrorReply = (error: unknown, log: Logger): HttpResult => {
   }
   const reply = errorReply(error, log);
   if (reply.statusCode === 409) return cc1Reply('idempotency_in_progress', '');
+  if (reply.statusCode === 422) return cc1Reply('idempotency_key_reused', '');
   return reply.statusCode !== undefined && reply.statusCode < 500 ? cc1Reply('validation', '') : reply;
 };
 

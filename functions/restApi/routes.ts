@@ -50,7 +50,16 @@ const editBody = z
   .strict();
 const attachBody = z.object({ vmId: id }).strict();
 const detachBody = z.object({ vmId: id.optional() }).strict();
-const bootDisksBody = z.object({ userId: id, storageImageIds: z.array(id).min(1).max(64) }).strict();
+const bootDisksBody = z
+  .object({
+    userId: id,
+    storageImageIds: z
+      .array(id)
+      .min(1)
+      .max(64)
+      .refine((ids) => new Set(ids).size === ids.length, 'must not name an image twice'),
+  })
+  .strict();
 
 const imageId = (request: RouteRequest): number => parseId(request.params.id, 'id');
 
@@ -184,6 +193,15 @@ const compiled = ROUTES.map((route) => ({
   pattern: new RegExp(`^${route.path.replace(/\{\w+\}/g, '([^/]+)')}/?$`),
 }));
 
+/** A malformed escape (`%`, `%E0%A4%A`) stays as sent: the route's own check refuses it (400), never a URIError (500). */
+const decodePathSegment = (segment: string): string => {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return segment;
+  }
+};
+
 export const routeKeyOf = (route: Route): string => `${route.method} ${route.path}`;
 
 /** Finds the route for a method and path: the route, its params, or whether the path exists at all. */
@@ -197,7 +215,7 @@ export const matchRoute = (
     if (!m) continue;
     pathExists = true;
     if (route.method !== method) continue;
-    const params = Object.fromEntries(names.map((name, i) => [name, decodeURIComponent(m[i + 1]!)]));
+    const params = Object.fromEntries(names.map((name, i) => [name, decodePathSegment(m[i + 1]!)]));
     return { route, params };
   }
   return { route: undefined, pathExists };

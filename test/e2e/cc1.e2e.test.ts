@@ -258,11 +258,7 @@ describe('Idempotency-Key on the CC1 API', () => {
     expect(list.filter((d: { name: string }) => d.name === 'cc1 once')).toHaveLength(1);
   });
 
-  // BUG: functions/cc1Api/handler.ts cc1ErrorReply maps Powertools' IdempotencyValidationError
-  // (REST: 422 idempotency_key_reused) to status `validation`, because only 409 is special-cased.
-  // Request: POST /user/storage_image/create/ twice with Idempotency-Key k and different names.
-  // Expected {"status":"idempotency_key_reused","data":""}; actual {"status":"validation","data":""}.
-  test.skip('the same key with another body: status idempotency_key_reused', async () => {
+  test('the same key with another body: status idempotency_key_reused', async () => {
     const headers = { 'Idempotency-Key': 'cc1-create-2', authorization: `Bearer ${user}` };
     ok(await stack.call('POST', '/user/storage_image/create/', { headers, body }));
     refused(await stack.call('POST', '/user/storage_image/create/', { headers, body: { ...body, name: 'other' } }), 'idempotency_key_reused');

@@ -60,12 +60,8 @@ test('images, attachment, history, id counter and quota survive a stop and start
   await waitFor(() => stack!.rest('GET', `/storage-images/${nextId}`, { token }), (r) => r.body.state === 'ok');
 });
 
-// BUG: after a restart, a hot attach to a VM that was running before the restart answers
-// 503 hypervisor_unavailable ("The VM's hypervisor cannot be reached") until that host sends
-// another VM event: local/stack.ts learns hypervisor hosts (the Run Command `instances` map)
-// from VM events in memory only, so the persisted VM directory names a host the local Run
-// Command endpoint no longer knows (InvalidInstanceId -> unreachable). Expected: 200, vdc.
-test.skip('after the restart, a hot attach to the VM that was running before takes the next device', async () => {
+// The VM directory survives the restart, and so does the way to its host.
+test('after the restart, a hot attach to the VM that was running before takes the next device', async () => {
   const token = await stack!.token(USER);
   const second = await stack!.rest('POST', `/storage-images/${nextId}/attach`, { token, body: { vmId: VM } });
   expect(second.status).toBe(200);
