@@ -1,0 +1,44 @@
+/** DynamoDB access for the store figures: clients on the run's dynalite, tables per figure. */
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { ensureTables } from '../adapters/dynamodb/admin';
+import { documentClient } from '../adapters/dynamodb/dynamo';
+import type { TableDef } from '../adapters/dynamodb/tables';
+import type { ImageReadModel } from '../application/storePorts';
+import { localClient } from '../local/dynamo';
+
+export interface BenchDynamo {
+  endpoint: string;
+  /** A new client (own connection pool) on the run's dynalite. */
+  client(): DynamoDBClient;
+  doc(client: DynamoDBClient): DynamoDBDocumentClient;
+  tables(prefix: string, defs: TableDef[]): Promise<void>;
+  close(): void;
+}
+
+export const benchDynamo = (endpoint: string): BenchDynamo => {
+  const clients: DynamoDBClient[] = [];
+  const admin = localClient(endpoint);
+  clients.push(admin);
+  return {
+    endpoint,
+    client: () => {
+      const c = localClient(endpoint);
+      clients.push(c);
+      return c;
+    },
+    doc: documentClient,
+    tables: (prefix, defs) => ensureTables(admin, prefix, defs),
+    close: () => clients.forEach((c) => c.destroy()),
+  };
+};
+
+export { silentLogger } from '../application/logger';
+
+/** For decide-and-append alone: no read model. */
+export const noReadModel: ImageReadModel = {
+  apply: async () => 'stale',
+  listByOwner: async () => ({ items: [] }),
+  listAll: async () => ({ items: [] }),
+  listByVm: async () => [],
+};
