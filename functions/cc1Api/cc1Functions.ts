@@ -111,6 +111,25 @@ const allPages = async (list: (token?: string) => Promise<{ items: ImageView[]; 
 
 type Cc1Function = (request: Cc1Request) => Promise<unknown>;
 
+/** get_by_id, delete and edit: the same in `user` and `admin_cm`, but for who may call. */
+const imageFunctions = (admin: boolean): Record<'get_by_id' | 'delete' | 'edit', Cc1Function> => ({
+  get_by_id: async (r) => {
+    const p = parseBody(schemas.get_by_id, r.body);
+    return cc1ImageDict(await images.getImage(r.deps, p.storage_image_id, actorFor(r, p.caller_id, admin)));
+  },
+  delete: async (r) => {
+    const p = parseBody(schemas.delete, r.body);
+    await images.revokeImage(r.deps, p.storage_image_id, actorFor(r, p.caller_id, admin));
+    return null;
+  },
+  edit: async (r) => {
+    const p = parseBody(schemas.edit, r.body);
+    const changes = { name: p.name, description: p.description, diskController: p.disk_controller };
+    await images.editImage(r.deps, p.storage_image_id, changes, actorFor(r, p.caller_id, admin));
+    return null;
+  },
+});
+
 export const USER_FUNCTIONS: Record<string, Cc1Function> = {
   create: async (r) => {
     const p = parseBody(schemas.create, r.body);
@@ -128,25 +147,7 @@ export const USER_FUNCTIONS: Record<string, Cc1Function> = {
     const items = await allPages((nextToken) => images.listImages(r.deps, p.caller_id, { limit: 1000, ...(nextToken ? { nextToken } : {}) }));
     return items.map(cc1ImageDict);
   },
-  get_by_id: async (r) => {
-    const p = parseBody(schemas.get_by_id, r.body);
-    return cc1ImageDict(await images.getImage(r.deps, p.storage_image_id, actorFor(r, p.caller_id)));
-  },
-  delete: async (r) => {
-    const p = parseBody(schemas.delete, r.body);
-    await images.revokeImage(r.deps, p.storage_image_id, actorFor(r, p.caller_id));
-    return null;
-  },
-  edit: async (r) => {
-    const p = parseBody(schemas.edit, r.body);
-    await images.editImage(
-      r.deps,
-      p.storage_image_id,
-      { name: p.name, description: p.description, diskController: p.disk_controller },
-      actorFor(r, p.caller_id),
-    );
-    return null;
-  },
+  ...imageFunctions(false),
   attach: async (r) => {
     const p = parseBody(schemas.attach, r.body);
     await images.attachImage(r.deps, p.storage_image_id, p.vm_id, actorFor(r, p.caller_id));
@@ -176,23 +177,5 @@ export const ADMIN_FUNCTIONS: Record<string, Cc1Function> = {
     const items = await allPages((t) => (p.user_id !== undefined ? r.deps.readModel.listByOwner(p.user_id, page(t)) : r.deps.readModel.listAll(page(t))));
     return items.map(cc1ImageDict);
   },
-  get_by_id: async (r) => {
-    const p = parseBody(schemas.get_by_id, r.body);
-    return cc1ImageDict(await images.getImage(r.deps, p.storage_image_id, actorFor(r, p.caller_id, true)));
-  },
-  delete: async (r) => {
-    const p = parseBody(schemas.delete, r.body);
-    await images.revokeImage(r.deps, p.storage_image_id, actorFor(r, p.caller_id, true));
-    return null;
-  },
-  edit: async (r) => {
-    const p = parseBody(schemas.edit, r.body);
-    await images.editImage(
-      r.deps,
-      p.storage_image_id,
-      { name: p.name, description: p.description, diskController: p.disk_controller },
-      actorFor(r, p.caller_id, true),
-    );
-    return null;
-  },
+  ...imageFunctions(true),
 };
