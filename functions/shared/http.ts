@@ -81,6 +81,36 @@ const bodyWithoutTypeIsJson = {
   },
 };
 
+/** Deepest JSON nesting accepted; no body of this API needs more than a few levels. */
+export const MAX_BODY_DEPTH = 32;
+
+/** The nesting depth of a parsed JSON value, without recursion (a hostile body can be 100,000 deep). */
+export const jsonDepth = (value: unknown, limit = MAX_BODY_DEPTH + 1): number => {
+  let deepest = 0;
+  const stack: Array<[unknown, number]> = [[value, 0]];
+  while (stack.length) {
+    const [v, depth] = stack.pop()!;
+    if (typeof v !== 'object' || v === null) continue;
+    deepest = Math.max(deepest, depth + 1);
+    if (deepest >= limit) return deepest;
+    for (const child of Object.values(v)) stack.push([child, depth + 1]);
+  }
+  return deepest;
+};
+
+/**
+ * Refuses absurdly nested bodies (400) before anything walks them recursively: the
+ * idempotency layer hashes the body with a recursive sort, which overflowed the stack
+ * (a 500) on `[[[[...]]]]` sent with an Idempotency-Key.
+ */
+const bodyDepthLimit = {
+  before: async (request: { event: HttpEvent }) => {
+    if (jsonDepth(request.event.body) > MAX_BODY_DEPTH) {
+      throw new DomainError('validation', `The body is nested deeper than ${MAX_BODY_DEPTH} levels.`);
+    }
+  },
+};
+
 /** A read is never replayed from the idempotency store: it drops the header. */
 const readsSkipIdempotency = {
   before: async (request: { event: HttpEvent }) => {
@@ -102,7 +132,8 @@ export const httpStack = (route: (event: HttpEvent, context: Context) => Promise
     .use(injectLambdaContext(logger, { correlationIdPath: correlationPaths.API_GATEWAY_HTTP, resetKeys: true }))
     .use(httpHeaderNormalizer())
     .use(bodyWithoutTypeIsJson)
-    .use(httpJsonBodyParser({ disableContentTypeError: true }));
+    .use(httpJsonBodyParser({ disableContentTypeError: true }))
+    .use(bodyDepthLimit);
   if (options.idempotencyStore) {
     const persistenceStore = lazyPersistence(options.idempotencyStore);
     stack.use(readsSkipIdempotency).use(
