@@ -6,7 +6,7 @@
  * disk-file reaction. Used by `npm start` and by the end-to-end tests.
  */
 import { randomUUID } from 'node:crypto';
-import { appendFileSync, mkdirSync, mkdtempSync } from 'node:fs';
+import { appendFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Context } from 'aws-lambda';
@@ -18,6 +18,7 @@ import { handler as cc1Api } from '../functions/cc1Api/handler';
 import { handler as restApi } from '../functions/restApi/handler';
 import { readConfig, type RuntimeConfig } from '../functions/shared/config';
 import { buildContainer, useContainer, type Container } from '../functions/shared/container';
+import { hostsOverSsm } from '../functions/shared/hostsOverSsm';
 import { handleVmEvent } from '../functions/vmEvents/handler';
 import { VM_EVENT_DETAIL_TYPE, VM_EVENT_SOURCE } from '../functions/vmEvents/vmStateEvent';
 import { startLocalApi, type LocalApi, type LocalEventEntry } from './apiServer';
@@ -25,6 +26,9 @@ import { startLocalDynamo, type LocalDynamo } from './dynamo';
 import { chooseHypervisor, LOCAL_LIBVIRT_URI, type HypervisorChoice } from './hypervisorChoice';
 import { startLocalRunCommand, type LocalInstance, type LocalRunCommand } from './runCommand/server';
 import { setDomainRunning } from './simulatedVirsh/simulatedHosts';
+
+/** Written into the data dir while `npm start` runs: {url, dynamodbEndpoint, ssmEndpoint, prefix, storagePath, storageHostId}. */
+export const LOCAL_STACK_FILE = 'local-stack.json';
 
 /** The storage host's managed-instance id in local mode. */
 export const LOCAL_STORAGE_HOST_ID = 'mi-0000000000000000a';
@@ -102,7 +106,7 @@ export const startLocalStack = async (options: LocalStackOptions = {}): Promise<
     hostCommandPollMs: Number(process.env.HOST_COMMAND_POLL_MS ?? 25),
     ...options.config,
   };
-  const container = buildContainer(config, { dynamo: dynamo.client });
+  const container = buildContainer(config, { dynamo: dynamo.client, hosts: hostsOverSsm });
   useContainer(container);
   const { deps } = container;
 
@@ -172,6 +176,12 @@ export const startLocalStack = async (options: LocalStackOptions = {}): Promise<
     localRoutes: { 'dead-letters': async () => ({ items: deadLetters }) },
     port: options.port ?? 0,
   });
+  // For `npm run ops -- reconcile`: where this running stack's endpoints are.
+  const stackFile = dataDir ? join(dataDir, LOCAL_STACK_FILE) : undefined;
+  if (stackFile) {
+    const info = { url: api.url, dynamodbEndpoint: dynamo.endpoint, ssmEndpoint: runCommand.url, prefix: dynamo.prefix, storagePath, storageHostId: LOCAL_STORAGE_HOST_ID };
+    writeFileSync(stackFile, JSON.stringify(info) + '\n');
+  }
 
   return {
     url: api.url,
@@ -191,6 +201,7 @@ export const startLocalStack = async (options: LocalStackOptions = {}): Promise<
       await feed.drain();
     },
     close: async () => {
+      if (stackFile) rmSync(stackFile, { force: true });
       await api.close();
       await feed.stop();
       await diskFeed.stop();

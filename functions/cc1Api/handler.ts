@@ -5,11 +5,13 @@
  */
 import type { Logger } from '@aws-lambda-powertools/logger';
 import { DomainError } from '../../domain/errors';
-import { container, serviceLogger } from '../shared/container';
+import { container, serviceLogger, useHosts } from '../shared/container';
+import { hostsOverSsm } from '../shared/hostsOverSsm';
 import { errorReply, httpStack, json, type HttpEvent, type HttpResult } from '../shared/http';
 import { callerFromClaims } from '../shared/identity';
 import { ADMIN_FUNCTIONS, USER_FUNCTIONS } from './cc1Functions';
 
+useHosts(hostsOverSsm);
 const logger = serviceLogger();
 
 const PATH = /^\/(user|admin_cm)\/storage_image\/([a-z_]+)\/?$/;

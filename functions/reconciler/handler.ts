@@ -8,8 +8,10 @@
 import { rebuildQuotaLedgers } from '../../adapters/dynamodb/rebuild';
 import { DynamoQuotaLedger } from '../../adapters/dynamodb/quotaLedger';
 import { reconcile } from '../../application/reconciler';
-import { container, serviceLogger } from '../shared/container';
+import { container, serviceLogger, useHosts } from '../shared/container';
+import { hostsOverSsm } from '../shared/hostsOverSsm';
 
+useHosts(hostsOverSsm);
 const logger = serviceLogger();
 
 export const handler = async (event: { task?: string } = {}) => {

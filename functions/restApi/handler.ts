@@ -3,11 +3,13 @@
  * API Gateway's JWT authorizer has verified the token; this reads its claims.
  */
 import { DomainError } from '../../domain/errors';
-import { container, serviceLogger } from '../shared/container';
+import { container, serviceLogger, useHosts } from '../shared/container';
+import { hostsOverSsm } from '../shared/hostsOverSsm';
 import { httpStack, json, type HttpEvent } from '../shared/http';
 import { callerFromClaims } from '../shared/identity';
 import { findRouteByKey, matchRoute } from './routes';
 
+useHosts(hostsOverSsm);
 const logger = serviceLogger();
 
 export const handler = httpStack(

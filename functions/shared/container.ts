@@ -4,11 +4,11 @@
  * a cold start only pays for what the first request uses.
  */
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { SSMClient } from '@aws-sdk/client-ssm';
 import { DynamoDBPersistenceLayer } from '@aws-lambda-powertools/idempotency/dynamodb';
 import type { BasePersistenceLayer } from '@aws-lambda-powertools/idempotency/persistence';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { search } from '@aws-lambda-powertools/logger/correlationId';
+import type { Hypervisor, StorageHost } from '../../application/ports';
 import type { ServiceDeps } from '../../application/storageImages';
 import { documentClient } from '../../adapters/dynamodb/dynamo';
 import { DynamoEventStore } from '../../adapters/dynamodb/eventStore';
@@ -17,8 +17,6 @@ import { DynamoQuotaLedger } from '../../adapters/dynamodb/quotaLedger';
 import { DynamoImageReadModel, ReadModelLocator } from '../../adapters/dynamodb/readModel';
 import { tableNames } from '../../adapters/dynamodb/tables';
 import { DynamoVmDirectory } from '../../adapters/dynamodb/vmDirectory';
-import { SsmHypervisor, SsmStorageHost } from '../../adapters/ssm/ssmHypervisor';
-import type { DocumentKey } from '../../adapters/ssm/documents';
 import { readConfig, type RuntimeConfig } from './config';
 import { metricsPort } from './metrics';
 
@@ -34,30 +32,35 @@ export const serviceLogger = (): Logger =>
   new Logger({ serviceName: process.env.POWERTOOLS_SERVICE_NAME ?? 'cc1-storage-images', correlationIdSearchFn: search });
 
 /** Endpoints given: the local stack, with fixed dummy credentials (nothing to sign for). */
-const localOptions = (endpoint: string | undefined) =>
+export const localOptions = (endpoint: string | undefined) =>
   endpoint ? { endpoint, region: 'us-east-1', credentials: { accessKeyId: 'local', secretAccessKey: 'local' } } : {};
+
+/** How this function reaches the hosts; functions that never do keep the default. */
+export interface Hosts {
+  hypervisor: Hypervisor;
+  storage: StorageHost;
+}
+
+const noHostsHere = (config: RuntimeConfig): Hosts => {
+  const refuse = async (): Promise<never> => {
+    throw new Error('this function has no access to the hosts');
+  };
+  return {
+    hypervisor: { attachDisk: refuse, detachDisk: refuse, listDisks: refuse },
+    storage: { createDiskFile: refuse, deleteDiskFile: refuse, pathOf: ({ userId, imageId }) => `${config.storagePath}/${userId}/${imageId}` },
+  };
+};
 
 export const buildContainer = (
   config: RuntimeConfig,
-  overrides: { dynamo?: DynamoDBClient; ssm?: SSMClient; logger?: Logger } = {},
+  overrides: { dynamo?: DynamoDBClient; hosts?: (config: RuntimeConfig) => Hosts; logger?: Logger } = {},
 ): Container => {
   const logger = overrides.logger ?? serviceLogger();
   const dynamo = overrides.dynamo ?? new DynamoDBClient({ ...localOptions(config.dynamodbEndpoint), maxAttempts: 5 });
   const doc = documentClient(dynamo);
   const names = tableNames(config.tablePrefix);
   const readModelLocator = new ReadModelLocator(doc, names.control, config.tablePrefix);
-  let ssm = overrides.ssm;
-  const ssmClient = (): SSMClient => (ssm ??= new SSMClient({ ...localOptions(config.ssmEndpoint) }));
-  const documentNames = config.ssmDocumentNames as Partial<Record<DocumentKey, string>>;
-  const timeoutMs = config.hostCommandTimeoutMs;
-  const pollIntervalMs = config.hostCommandPollMs;
-
-  // The SSM client is made on first use: most requests never reach a host.
-  let hypervisor: SsmHypervisor | undefined;
-  const host = (): SsmHypervisor => (hypervisor ??= new SsmHypervisor({ client: ssmClient(), documentNames, timeoutMs, pollIntervalMs }));
-  const storage = new LazyStorageHost(config.storagePath, () =>
-    new SsmStorageHost({ client: ssmClient(), documentNames, timeoutMs, pollIntervalMs, storageHostId: config.storageHostId, storagePath: config.storagePath }),
-  );
+  const { hypervisor, storage } = (overrides.hosts ?? hostsFactory)(config);
 
   const deps: ServiceDeps = {
     events: new DynamoEventStore(doc, names.events),
@@ -65,11 +68,7 @@ export const buildContainer = (
     vms: new DynamoVmDirectory(doc, names.control),
     quota: new DynamoQuotaLedger(doc, names.control),
     ids: new DynamoIdAllocator(doc, names.control),
-    hypervisor: {
-      attachDisk: (request) => host().attachDisk(request),
-      detachDisk: (request) => host().detachDisk(request),
-      listDisks: (target) => host().listDisks(target),
-    },
+    hypervisor,
     storage,
     config: { defaultQuotaMb: config.defaultQuotaMb, maxDisksPerVm: config.maxDisksPerVm },
     logger,
@@ -85,20 +84,12 @@ export const buildContainer = (
   };
 };
 
-/** `pathOf` needs no client; everything else is made on first use. */
-class LazyStorageHost {
-  private made: SsmStorageHost | undefined;
-  constructor(
-    private readonly storagePath: string,
-    private readonly make: () => SsmStorageHost,
-  ) {}
-  private get host(): SsmStorageHost {
-    return (this.made ??= this.make());
-  }
-  createDiskFile: SsmStorageHost['createDiskFile'] = (request) => this.host.createDiskFile(request);
-  deleteDiskFile: SsmStorageHost['deleteDiskFile'] = (request) => this.host.deleteDiskFile(request);
-  pathOf: SsmStorageHost['pathOf'] = ({ userId, imageId }) => `${this.storagePath}/${userId}/${imageId}`;
-}
+let hostsFactory: (config: RuntimeConfig) => Hosts = noHostsHere;
+
+/** A function that talks to hosts registers how, once, when its module loads. */
+export const useHosts = (factory: (config: RuntimeConfig) => Hosts): void => {
+  hostsFactory = factory;
+};
 
 let current: Container | undefined;
 

@@ -1,0 +1,38 @@
+/**
+ * The hypervisor and storage host over SSM Run Command, for the functions that talk
+ * to hosts (restApi, cc1Api, diskFiles, reconciler). Kept out of container.ts so the
+ * functions that never reach a host (projector, vmEvents) do not bundle the SSM client.
+ */
+import { SSMClient } from '@aws-sdk/client-ssm';
+import type { Hypervisor, StorageHost } from '../../application/ports';
+import type { DocumentKey } from '../../adapters/ssm/documents';
+import { SsmHypervisor, SsmStorageHost } from '../../adapters/ssm/ssmHypervisor';
+import type { RuntimeConfig } from './config';
+import { localOptions, type Hosts } from './container';
+
+/** Clients are made on first use: most requests never reach a host. */
+export const hostsOverSsm = (config: RuntimeConfig, client?: SSMClient): Hosts => {
+  let ssm = client;
+  const ssmClient = (): SSMClient => (ssm ??= new SSMClient({ ...localOptions(config.ssmEndpoint) }));
+  const common = () => ({
+    client: ssmClient(),
+    documentNames: config.ssmDocumentNames as Partial<Record<DocumentKey, string>>,
+    timeoutMs: config.hostCommandTimeoutMs,
+    pollIntervalMs: config.hostCommandPollMs,
+  });
+  let hypervisor: SsmHypervisor | undefined;
+  let storage: SsmStorageHost | undefined;
+  const hv = () => (hypervisor ??= new SsmHypervisor(common()));
+  const st = () => (storage ??= new SsmStorageHost({ ...common(), storageHostId: config.storageHostId, storagePath: config.storagePath }));
+  const hypervisorPort: Hypervisor = {
+    attachDisk: (request) => hv().attachDisk(request),
+    detachDisk: (request) => hv().detachDisk(request),
+    listDisks: (target) => hv().listDisks(target),
+  };
+  const storagePort: StorageHost = {
+    createDiskFile: (request) => st().createDiskFile(request),
+    deleteDiskFile: (request) => st().deleteDiskFile(request),
+    pathOf: ({ userId, imageId }) => `${config.storagePath}/${userId}/${imageId}`,
+  };
+  return { hypervisor: hypervisorPort, storage: storagePort };
+};
