@@ -2,8 +2,15 @@
  * The ops commands, as a table: `npm run ops -- <name> [args]`. To add one, write an
  * OpsCommand and list it in COMMANDS.
  */
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { quotaFromLog, rebuildImages, rebuildQuotaLedgers } from '../adapters/dynamodb';
+import { reconcile } from '../application/reconciler';
 import { streamIdOf } from '../domain/storageImage';
+import { readConfig, type RuntimeConfig } from '../functions/shared/config';
+import { buildContainer } from '../functions/shared/container';
+import { hostsOverSsm } from '../functions/shared/hostsOverSsm';
+import { localClient, localDataDir } from '../local/dynamo';
 import type { Connection } from './connect';
 
 export interface OpsIo {
@@ -79,4 +86,71 @@ export const historyCommand: OpsCommand = {
   },
 };
 
-export const COMMANDS: OpsCommand[] = [rebuildCommand, historyCommand];
+/** What a running `npm start` writes into its data dir (local/stack.ts, LOCAL_STACK_FILE). */
+export const LOCAL_STACK_FILE = 'local-stack.json';
+
+interface LocalStackInfo {
+  url: string;
+  dynamodbEndpoint: string;
+  ssmEndpoint: string;
+  prefix: string;
+  storagePath: string;
+  storageHostId: string;
+}
+
+export const reconcileCommand: OpsCommand = {
+  name: 'reconcile',
+  usage: 'reconcile [--settle-seconds N]',
+  summary: 'compare the records with `virsh domblklist` of every running VM and repair what a crash left (work younger than N s, default 120, is left alone); prints the report as JSON',
+  async run(args, { stores }, io) {
+    let settleMs: number | undefined;
+    for (let i = 0; i < args.length; i++) {
+      const n = args[i] === '--settle-seconds' && /^\d+$/.test(args[i + 1] ?? '') ? Number(args[++i]) : undefined;
+      if (n === undefined) {
+        io.err(`usage: ${this.usage}`);
+        return 2;
+      }
+      settleMs = n * 1000;
+    }
+    // The hypervisors are reached through SSM: on AWS as the functions do (their
+    // environment: TABLE_PREFIX, STORAGE_PATH, STORAGE_HOST_ID, SSM_DOCUMENT_NAMES);
+    // locally through the running `npm start`'s Run Command endpoint.
+    let config: RuntimeConfig;
+    let dynamo = stores.client;
+    let ownClient: { destroy(): void } | undefined;
+    if (process.env.CC1_AWS === '1') {
+      config = readConfig();
+    } else {
+      const file = join(localDataDir(), LOCAL_STACK_FILE);
+      if (!existsSync(file)) {
+        io.err(`no running local server: ${file} is missing. Reconcile asks the hosts through the Run Command endpoint of \`npm start\`; start it first.`);
+        return 1;
+      }
+      const local = JSON.parse(readFileSync(file, 'utf8')) as LocalStackInfo;
+      config = {
+        ...readConfig(),
+        tablePrefix: local.prefix,
+        dynamodbEndpoint: local.dynamodbEndpoint,
+        ssmEndpoint: local.ssmEndpoint,
+        storagePath: local.storagePath,
+        storageHostId: local.storageHostId,
+        ssmDocumentNames: {},
+        hostCommandPollMs: 25,
+      };
+      dynamo = localClient(local.dynamodbEndpoint);
+      ownClient = dynamo;
+      io.err(`(hosts through ${local.ssmEndpoint}, the Run Command endpoint of ${local.url})`);
+    }
+    try {
+      const { deps } = buildContainer(config, { dynamo, hosts: hostsOverSsm });
+      // Repairs are counted in the report; no metric lines on stdout.
+      const report = await reconcile({ ...deps, metrics: undefined }, settleMs === undefined ? {} : { settleMs });
+      io.out(JSON.stringify(report));
+      return 0;
+    } finally {
+      ownClient?.destroy();
+    }
+  },
+};
+
+export const COMMANDS: OpsCommand[] = [rebuildCommand, historyCommand, reconcileCommand];
