@@ -70,74 +70,82 @@ export const reconcile = async (deps: ServiceDeps, options: ReconcileOptions = {
 
   for (const vm of vms) {
     report.vmsChecked++;
-    // What the host has, when the VM runs; undefined when it does not run (or is gone).
-    let onHost: AttachedDisk[] | undefined;
-    if (vm.state === 'running' && vm.hostId && vm.domain) {
-      try {
-        onHost = await deps.hypervisor.listDisks({ hostId: vm.hostId, domain: vm.domain });
-      } catch (error) {
-        if (!(error instanceof HostCommandError && error.kind === 'unknown_domain')) {
-          report.hostsUnreachable.push(vm.vmId);
-          continue; // cannot tell: try again next run
+    try {
+      // What the host has, when the VM runs; undefined when it does not run (or is gone).
+      let onHost: AttachedDisk[] | undefined;
+      if (vm.state === 'running' && vm.hostId && vm.domain) {
+        try {
+          onHost = await deps.hypervisor.listDisks({ hostId: vm.hostId, domain: vm.domain });
+        } catch (error) {
+          if (!(error instanceof HostCommandError && error.kind === 'unknown_domain')) {
+            report.hostsUnreachable.push(vm.vmId);
+            continue; // cannot tell: try again next run
+          }
         }
       }
-    }
-    const hostDisk = (dev: string) => onHost?.find((d) => d.dev === dev);
+      const hostDisk = (dev: string) => onHost?.find((d) => d.dev === dev);
 
-    for (const [diskDev, claim] of Object.entries(vm.devices)) {
-      const { imageId } = claim;
-      const loaded = await deps.events.load(streamIdOf(imageId));
-      const { state } = loaded;
-      const attachment = state.status === 'ok' ? state.attachment : null;
-      const here = attachment && attachment.vmId === vm.vmId && attachment.diskDev === diskDev ? attachment : null;
-      const file = state.status === 'none' ? undefined : deps.storage.pathOf({ userId: state.image.userId, imageId });
-      const diskIsOurs = file !== undefined && hostDisk(diskDev)?.source === file;
+      for (const [diskDev, claim] of Object.entries(vm.devices)) {
+        const { imageId } = claim;
+        const loaded = await deps.events.load(streamIdOf(imageId));
+        const { state } = loaded;
+        const attachment = state.status === 'ok' ? state.attachment : null;
+        const here = attachment && attachment.vmId === vm.vmId && attachment.diskDev === diskDev ? attachment : null;
+        const file = state.status === 'none' ? undefined : deps.storage.pathOf({ userId: state.image.userId, imageId });
+        const diskIsOurs = file !== undefined && hostDisk(diskDev)?.source === file;
 
-      if (here?.phase === 'attaching') {
-        if (!settled(here.since)) continue;
-        if (diskIsOurs) {
-          await handleCommand(deps, imageId, { type: 'ConfirmAttach', vmId: vm.vmId, diskDev }, system(deps), { loaded });
-          repaired({ kind: 'attach-completed', vmId: vm.vmId, diskDev, imageId });
-        } else {
-          await handleCommand(deps, imageId, { type: 'FailAttach', vmId: vm.vmId, diskDev, reason: 'reconciled: not on the host' }, system(deps), { loaded });
+        if (here?.phase === 'attaching') {
+          if (!settled(here.since)) continue;
+          if (diskIsOurs) {
+            await handleCommand(deps, imageId, { type: 'ConfirmAttach', vmId: vm.vmId, diskDev }, system(deps), { loaded });
+            repaired({ kind: 'attach-completed', vmId: vm.vmId, diskDev, imageId });
+          } else {
+            await handleCommand(deps, imageId, { type: 'FailAttach', vmId: vm.vmId, diskDev, reason: 'reconciled: not on the host' }, system(deps), { loaded });
+            await deps.vms.releaseDevice(vm.vmId, diskDev, imageId);
+            repaired({ kind: 'attach-failed', vmId: vm.vmId, diskDev, imageId });
+          }
+        } else if (here?.phase === 'attached') {
+          // Only a running VM can be checked: boot-time disks of a VM not started yet are fine.
+          if (onHost && !diskIsOurs && settled(here.since)) {
+            await handleCommand(deps, imageId, { type: 'Detach', vmId: vm.vmId }, system(deps), { loaded });
+            await deps.vms.releaseDevice(vm.vmId, diskDev, imageId);
+            repaired({ kind: 'attached-without-disk', vmId: vm.vmId, diskDev, imageId });
+          }
+        } else if (settled(claim.since)) {
+          // No event explains this claim: a crash before AttachRequested, or after Detached.
+          if (diskIsOurs) {
+            await deps.hypervisor.detachDisk({ hostId: vm.hostId!, domain: vm.domain!, dev: diskDev });
+            repaired({ kind: 'disk-without-record', vmId: vm.vmId, diskDev, imageId });
+          }
           await deps.vms.releaseDevice(vm.vmId, diskDev, imageId);
-          repaired({ kind: 'attach-failed', vmId: vm.vmId, diskDev, imageId });
+          repaired({ kind: 'stale-claim', vmId: vm.vmId, diskDev, imageId });
         }
-      } else if (here?.phase === 'attached') {
-        // Only a running VM can be checked: boot-time disks of a VM not started yet are fine.
-        if (onHost && !diskIsOurs && settled(here.since)) {
-          await handleCommand(deps, imageId, { type: 'Detach', vmId: vm.vmId }, system(deps), { loaded });
-          await deps.vms.releaseDevice(vm.vmId, diskDev, imageId);
-          repaired({ kind: 'attached-without-disk', vmId: vm.vmId, diskDev, imageId });
-        }
-      } else if (settled(claim.since)) {
-        // No event explains this claim: a crash before AttachRequested, or after Detached.
-        if (diskIsOurs) {
-          await deps.hypervisor.detachDisk({ hostId: vm.hostId!, domain: vm.domain!, dev: diskDev });
-          repaired({ kind: 'disk-without-record', vmId: vm.vmId, diskDev, imageId });
-        }
-        await deps.vms.releaseDevice(vm.vmId, diskDev, imageId);
-        repaired({ kind: 'stale-claim', vmId: vm.vmId, diskDev, imageId });
       }
-    }
 
-    // Storage disks on the host that no claim covers. Every attach claims its device
-    // before virsh runs, so a fresh read of the claims tells in-flight work apart.
-    const unclaimed = (onHost ?? []).filter((d) => !vm.devices[d.dev] && imageIdOfSource(deps, d.source) !== undefined);
-    const fresh = unclaimed.length ? await deps.vms.get(vm.vmId) : undefined;
-    for (const disk of unclaimed) {
-      if (fresh?.devices[disk.dev]) continue;
-      const imageId = imageIdOfSource(deps, disk.source);
-      if (imageId === undefined) continue; // the system disk, a CD-ROM: not ours
-      const loaded = await deps.events.load(streamIdOf(imageId));
-      const attachment = loaded.state.status === 'ok' ? loaded.state.attachment : null;
-      if (attachment?.phase === 'attached' && attachment.vmId === vm.vmId && attachment.diskDev === disk.dev) {
-        const claimed = await deps.vms.claimDevice(vm.vmId, vm.userId, disk.dev, imageId, Number.MAX_SAFE_INTEGER, system(deps).now);
-        if (claimed.ok) repaired({ kind: 'claim-restored', vmId: vm.vmId, diskDev: disk.dev, imageId });
-        continue;
+      // Storage disks on the host that no claim covers. Every attach claims its device
+      // before virsh runs, so a fresh read of the claims tells in-flight work apart.
+      const unclaimed = (onHost ?? []).filter((d) => !vm.devices[d.dev] && imageIdOfSource(deps, d.source) !== undefined);
+      const fresh = unclaimed.length ? await deps.vms.get(vm.vmId) : undefined;
+      for (const disk of unclaimed) {
+        if (fresh?.devices[disk.dev]) continue;
+        const imageId = imageIdOfSource(deps, disk.source);
+        if (imageId === undefined) continue; // the system disk, a CD-ROM: not ours
+        const loaded = await deps.events.load(streamIdOf(imageId));
+        const attachment = loaded.state.status === 'ok' ? loaded.state.attachment : null;
+        if (attachment?.phase === 'attached' && attachment.vmId === vm.vmId && attachment.diskDev === disk.dev) {
+          const claimed = await deps.vms.claimDevice(vm.vmId, vm.userId, disk.dev, imageId, Number.MAX_SAFE_INTEGER, system(deps).now);
+          if (claimed.ok) repaired({ kind: 'claim-restored', vmId: vm.vmId, diskDev: disk.dev, imageId });
+          continue;
+        }
+        await deps.hypervisor.detachDisk({ hostId: vm.hostId!, domain: vm.domain!, dev: disk.dev });
+        repaired({ kind: 'disk-without-record', vmId: vm.vmId, diskDev: disk.dev, imageId });
       }
-      await deps.hypervisor.detachDisk({ hostId: vm.hostId!, domain: vm.domain!, dev: disk.dev });
-      repaired({ kind: 'disk-without-record', vmId: vm.vmId, diskDev: disk.dev, imageId });
+    } catch (error) {
+      // A host that stops answering mid-repair (a detach that times out, say) is
+      // reported like one that cannot be asked, and the other VMs are still checked.
+      if (!(error instanceof HostCommandError)) throw error;
+      if (!report.hostsUnreachable.includes(vm.vmId)) report.hostsUnreachable.push(vm.vmId);
+      deps.logger.warn('reconciler: host command failed; this VM is left for the next run', { vmId: vm.vmId, kind: error.kind, error: error.message });
     }
   }
   return report;

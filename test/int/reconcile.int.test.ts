@@ -44,7 +44,9 @@ if (mode.missingInCi) {
   jest.setTimeout(60_000);
   const USER = 4300 + (process.pid % 100);
   const HOST = 'mi-0123456789abcdef1';
-  const UNREACHABLE_HOST = 'mi-00000000000000404'; // not in the Run Command instance map
+  // Not in the Run Command instance map (the local stack maps every id of the usual shape,
+  // `^(i|mi)-[0-9a-f]{8,17}$`, to this machine; this one is longer).
+  const UNREACHABLE_HOST = 'mi-0000000000000000404';
   let stack: LocalStack;
   let deps: ServiceDeps;
   let vms: VmHelper;
