@@ -108,7 +108,16 @@ const world = (hypervisor: 'libvirt' | 'simulated', config: Record<string, numbe
     w.vms = hypervisor === 'libvirt' ? libvirtVms(w.stack) : simulatedVms(w.stack);
   });
   afterAll(async () => {
-    if (w.stack) {
+    try {
+      if (w.stack) await rebuildMatches();
+    } finally {
+      // Never leave domains or servers behind, even when a check failed.
+      await w.vms?.cleanup();
+      await w.stack?.close();
+    }
+  });
+  const rebuildMatches = async () => {
+    {
       // The read model equals a rebuild from the log into a fresh table.
       await w.stack.drain();
       const rows = await readModelRows(w.deps);
@@ -127,9 +136,7 @@ const world = (hypervisor: 'libvirt' | 'simulated', config: Record<string, numbe
       expect(rebuilt.sort((a, b) => a.id - b.id)).toEqual(rows.sort((a, b) => a.id - b.id));
       figures.invariantChecks++;
     }
-    await w.vms?.cleanup();
-    await w.stack?.close();
-  });
+  };
   return w;
 };
 
