@@ -34,6 +34,8 @@ export interface DeployConfig {
   apiBurstLimit: number;
   /** Alarm when the projector is this far behind the event log. */
   projectionLagAlarmSeconds: number;
+  /** Browser origins allowed to call the API (CORS); empty = no CORS (server-side portals). */
+  corsAllowOrigins: string[];
 }
 
 /** The claim the built-in Cognito pool puts the CC1 user id in (an immutable custom attribute). */
@@ -60,6 +62,7 @@ export const CONTEXT_KEYS = [
   'apiRateLimit',
   'apiBurstLimit',
   'projectionLagAlarmSeconds',
+  'corsAllowOrigins',
 ] as const;
 export type ContextKey = (typeof CONTEXT_KEYS)[number];
 
@@ -154,5 +157,9 @@ export const readDeployConfig = (get: Lookup): DeployConfig => {
     apiRateLimit: int(get, 'apiRateLimit', 50, 1, 10_000),
     apiBurstLimit: int(get, 'apiBurstLimit', 100, 1, 5_000),
     projectionLagAlarmSeconds: int(get, 'projectionLagAlarmSeconds', 60, 1, 86_400),
+    corsAllowOrigins: (get('corsAllowOrigins') === undefined ? [] : list(get, 'corsAllowOrigins', [])).map((origin) => {
+      if (!/^https:\/\/[A-Za-z0-9.-]+(:[0-9]{1,5})?$/.test(origin)) throw new DeployConfigError('corsAllowOrigins', `"${origin}" is not an https origin`);
+      return origin;
+    }),
   };
 };

@@ -193,6 +193,17 @@ export class StorageImagesStack extends Stack {
       description: 'CC1 storage images: REST API and CC1-compatible API',
       createDefaultStage: false,
       defaultAuthorizer: authorizer,
+      // Browser portals only: preflight is answered by API Gateway, without the authorizer.
+      ...(config.corsAllowOrigins.length > 0
+        ? {
+            corsPreflight: {
+              allowOrigins: config.corsAllowOrigins,
+              allowMethods: [apigwv2.CorsHttpMethod.GET, apigwv2.CorsHttpMethod.POST, apigwv2.CorsHttpMethod.PATCH, apigwv2.CorsHttpMethod.DELETE],
+              allowHeaders: ['authorization', 'content-type', 'idempotency-key'],
+              maxAge: Duration.hours(1),
+            },
+          }
+        : {}),
     });
     const stage = new apigwv2.HttpStage(this, 'ApiStage', {
       httpApi: api,

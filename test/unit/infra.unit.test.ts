@@ -545,6 +545,18 @@ describe('the stack with its defaults (a Cognito user pool)', () => {
 });
 
 describe('context', () => {
+  it('answers browser preflights only for the configured origins (no CORS by default)', () => {
+    const [, plain] = only(resourcesOf(synth().template, 'AWS::ApiGatewayV2::Api'));
+    expect(plain.Properties.CorsConfiguration).toBeUndefined();
+    const { template } = synth({ corsAllowOrigins: 'https://portal.example.org' });
+    const [, api] = only(resourcesOf(template, 'AWS::ApiGatewayV2::Api'));
+    expect(api.Properties.CorsConfiguration).toMatchObject({
+      AllowOrigins: ['https://portal.example.org'],
+      AllowHeaders: ['authorization', 'content-type', 'idempotency-key'],
+    });
+    expect(() => synth({ corsAllowOrigins: 'http://insecure.example.org' })).toThrow(/corsAllowOrigins/);
+  });
+
   it('uses an existing issuer and audience instead of creating a user pool', () => {
     const { template } = synth({ jwtIssuer: 'https://login.example.org/realms/cc1', jwtAudience: 'cc1-portal,cc1-admin' });
     expect(Object.keys(template.findResources('AWS::Cognito::UserPool'))).toEqual([]);
