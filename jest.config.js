@@ -7,9 +7,7 @@ const common = { transform, transformIgnorePatterns, testEnvironment: 'node', se
 module.exports = {
   projects: [
     { ...common, displayName: 'unit', testMatch: ['<rootDir>/test/**/*.unit.test.ts'] },
-    { ...common, displayName: 'int', testMatch: ['<rootDir>/test/**/*.int.test.ts'] },
-    { ...common, displayName: 'e2e', testMatch: ['<rootDir>/test/**/*.e2e.test.ts'] },
+    { ...common, displayName: 'int', testMatch: ['<rootDir>/test/**/*.int.test.ts'], setupFilesAfterEnv: ['<rootDir>/test/support/jestTimeout.ts'] },
+    { ...common, displayName: 'e2e', testMatch: ['<rootDir>/test/**/*.e2e.test.ts'], setupFilesAfterEnv: ['<rootDir>/test/support/jestTimeout.ts'] },
   ],
-  // Real servers and real libvirt on a shared 2-core machine: generous per-test bounds.
-  testTimeout: 120_000,
 };
