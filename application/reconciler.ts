@@ -9,8 +9,9 @@
 import { streamIdOf, type CommandContext } from '../domain/storageImage';
 import { handleCommand } from './commandHandling';
 import { HostCommandError, type AttachedDisk } from './ports';
-import type { ServiceDeps } from './storageImages';
-import type { VmRecord } from './storePorts';
+import { imageIdOfSource, type ServiceDeps } from './storageImages';
+import { FOREIGN_DISK, type VmRecord } from './storePorts';
+import { isStorageDevice } from '../domain/devices';
 
 export type RepairKind =
   | 'attach-completed' // AttachRequested + disk on host -> Attached
@@ -18,7 +19,9 @@ export type RepairKind =
   | 'attached-without-disk' // Attached, host has no such disk -> Detached, claim freed
   | 'stale-claim' // a claim no event explains -> freed
   | 'disk-without-record' // a storage disk on the host nobody attached -> virsh detach
-  | 'claim-restored'; // Attached, disk on host, claim lost -> claimed again
+  | 'claim-restored' // Attached, disk on host, claim lost -> claimed again
+  | 'foreign-disk-claimed' // a disk this service did not attach holds a storage device name -> claimed for it
+  | 'foreign-disk-gone'; // that disk left the host -> its claim freed
 
 export interface Repair {
   kind: RepairKind;
@@ -44,14 +47,6 @@ const system = (deps: ServiceDeps): CommandContext => ({
   actor: { kind: 'system', reason: 'reconciled' },
   now: (deps.clock ?? (() => new Date().toISOString()))(),
 });
-
-/** `<storage path>/<user id>/<image id>` -> image id, for disks this service gave. */
-const imageIdOfSource = (deps: ServiceDeps, source: string): number | undefined => {
-  const m = /\/([0-9]+)\/([0-9]+)$/.exec(source);
-  if (!m) return undefined;
-  const [userId, imageId] = [Number(m[1]), Number(m[2])];
-  return deps.storage.pathOf({ userId, imageId }) === source ? imageId : undefined;
-};
 
 export const reconcile = async (deps: ServiceDeps, options: ReconcileOptions = {}): Promise<ReconcileReport> => {
   const settleMs = options.settleMs ?? 120_000;
@@ -87,6 +82,13 @@ export const reconcile = async (deps: ServiceDeps, options: ReconcileOptions = {
 
       for (const [diskDev, claim] of Object.entries(vm.devices)) {
         const { imageId } = claim;
+        if (imageId === FOREIGN_DISK) {
+          if (onHost && !hostDisk(diskDev)) {
+            await deps.vms.releaseDevice(vm.vmId, diskDev, FOREIGN_DISK);
+            repaired({ kind: 'foreign-disk-gone', vmId: vm.vmId, diskDev });
+          }
+          continue;
+        }
         const loaded = await deps.events.load(streamIdOf(imageId));
         const { state } = loaded;
         const attachment = state.status === 'ok' ? state.attachment : null;
@@ -122,14 +124,19 @@ export const reconcile = async (deps: ServiceDeps, options: ReconcileOptions = {
         }
       }
 
-      // Storage disks on the host that no claim covers. Every attach claims its device
-      // before virsh runs, so a fresh read of the claims tells in-flight work apart.
-      const unclaimed = (onHost ?? []).filter((d) => !vm.devices[d.dev] && imageIdOfSource(deps, d.source) !== undefined);
+      // Disks on the host that no claim covers. Every attach claims its device before
+      // virsh runs, so a fresh read of the claims tells in-flight work apart.
+      const unclaimed = (onHost ?? []).filter((d) => !vm.devices[d.dev] && isStorageDevice(d.dev));
       const fresh = unclaimed.length ? await deps.vms.get(vm.vmId) : undefined;
       for (const disk of unclaimed) {
         if (fresh?.devices[disk.dev]) continue;
         const imageId = imageIdOfSource(deps, disk.source);
-        if (imageId === undefined) continue; // the system disk, a CD-ROM: not ours
+        if (imageId === undefined) {
+          // An operator's disk on a device name attaches would pick: hold it for that disk.
+          const claimed = await deps.vms.claimDevice(vm.vmId, vm.userId, disk.dev, FOREIGN_DISK, Number.MAX_SAFE_INTEGER, system(deps).now);
+          if (claimed.ok) repaired({ kind: 'foreign-disk-claimed', vmId: vm.vmId, diskDev: disk.dev });
+          continue;
+        }
         const loaded = await deps.events.load(streamIdOf(imageId));
         const attachment = loaded.state.status === 'ok' ? loaded.state.attachment : null;
         if (attachment?.phase === 'attached' && attachment.vmId === vm.vmId && attachment.diskDev === disk.dev) {

@@ -17,7 +17,7 @@ import {
 } from '../domain/storageImage';
 import { handleCommand, type CommandDeps } from './commandHandling';
 import { HostCommandError, type Hypervisor, type StorageHost } from './ports';
-import type { IdAllocator, ImageView, Page, QuotaLedger, StoredEvent, VmDirectory, VmRecord, VmStateChange } from './storePorts';
+import { FOREIGN_DISK, type IdAllocator, type ImageView, type Page, type QuotaLedger, type StoredEvent, type VmDirectory, type VmRecord, type VmStateChange } from './storePorts';
 import { toImageView } from './views';
 
 export interface ServiceConfig {
@@ -180,7 +180,7 @@ const claimDevice = async (
 export const attachImage = async (deps: ServiceDeps, imageId: number, vmId: number, actor: Actor): Promise<ImageView> => {
   const ctx = contextOf(deps, actor);
   const streamId = streamIdOf(imageId);
-  {
+  for (let attempt = 1; ; attempt++) {
     const [loaded, vm] = await Promise.all([deps.events.load(streamId), deps.vms.get(vmId)]);
     const { state } = loaded;
     // The rules first, so nothing is claimed for a refused request.
@@ -207,6 +207,8 @@ export const attachImage = async (deps: ServiceDeps, imageId: number, vmId: numb
       await deps.hypervisor.attachDisk({ hostId: vm.hostId, domain: vm.domain, file, dev: diskDev, bus: image.diskController });
     } catch (error) {
       await abandonAttach(deps, imageId, vmId, diskDev, error, vm);
+      // A disk this service did not attach may sit on that device: hold it, take the next.
+      if (attempt === 1 && error instanceof HostCommandError && error.kind === 'failed' && (await heldByForeignDisk(deps, vm, diskDev))) continue;
       throw hostError(error, 'storage_image_attach');
     }
     const result = await handleCommand(deps, imageId, { type: 'ConfirmAttach', vmId, diskDev }, contextOf(deps, actor), { loaded: requested });
@@ -214,6 +216,29 @@ export const attachImage = async (deps: ServiceDeps, imageId: number, vmId: numb
     return viewOf(result.state, result.version);
   }
 };
+
+/**
+ * Whether the host shows, on `dev`, a disk that is not one of this service's images;
+ * if so, that device is claimed for it (FOREIGN_DISK) so no attach picks it again.
+ */
+const heldByForeignDisk = async (deps: ServiceDeps, vm: VmRecord, dev: string): Promise<boolean> => {
+  const disks = await deps.hypervisor.listDisks({ hostId: vm.hostId!, domain: vm.domain! }).catch(() => []);
+  const disk = disks.find((d) => d.dev === dev);
+  if (!disk || isServiceDisk(deps, disk.source)) return false;
+  const claimed = await deps.vms.claimDevice(vm.vmId, vm.userId, dev, FOREIGN_DISK, Number.MAX_SAFE_INTEGER, now(deps));
+  deps.logger.warn('a disk this service did not attach holds a device: claimed for it', { vmId: vm.vmId, dev, source: disk.source });
+  return claimed.ok;
+};
+
+/** `<storage path>/<user id>/<image id>` -> the image id, for disk files this service made. */
+export const imageIdOfSource = (deps: Pick<ServiceDeps, 'storage'>, source: string): number | undefined => {
+  const m = /\/([0-9]+)\/([0-9]+)$/.exec(source);
+  if (!m) return undefined;
+  const [userId, imageId] = [Number(m[1]), Number(m[2])];
+  return deps.storage.pathOf({ userId, imageId }) === source ? imageId : undefined;
+};
+
+const isServiceDisk = (deps: ServiceDeps, source: string): boolean => imageIdOfSource(deps, source) !== undefined;
 
 /** virsh failed or did not answer: the image ends detached and the device free. */
 const abandonAttach = async (deps: ServiceDeps, imageId: number, vmId: number, diskDev: string, error: unknown, vm: VmRecord): Promise<void> => {
@@ -366,8 +391,10 @@ export const onVmStateChange = async (
   const detached: number[] = [];
   const ctx = contextOf(deps, { kind: 'system', reason: 'vm-stopped' });
   for (const [diskDev, claim] of Object.entries(record.devices)) {
-    const result = await handleCommand(deps, claim.imageId, { type: 'DetachStoppedVm', vmId: change.vmId }, ctx);
-    if (result.appended) detached.push(claim.imageId);
+    if (claim.imageId !== FOREIGN_DISK) {
+      const result = await handleCommand(deps, claim.imageId, { type: 'DetachStoppedVm', vmId: change.vmId }, ctx);
+      if (result.appended) detached.push(claim.imageId);
+    }
     await deps.vms.releaseDevice(change.vmId, diskDev, claim.imageId);
   }
   if (detached.length) deps.metrics?.count('AutoDetached');

@@ -50,6 +50,12 @@ export interface EventStore {
 
 export type VmState = 'running' | 'stopped';
 
+/**
+ * The image id of a claim that holds a device for a disk this service did not attach
+ * (an operator's disk found on the host): allocation skips it like any other claim.
+ */
+export const FOREIGN_DISK = 0;
+
 /** A device of a VM held by an image. Only the item's conditional write hands these out. */
 export interface DeviceClaim {
   imageId: number;

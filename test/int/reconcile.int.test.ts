@@ -15,7 +15,7 @@ import { copyFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { handleCommand } from '../../application/commandHandling';
 import { reconcile, type ReconcileReport } from '../../application/reconciler';
-import { attachImage, onVmStateChange, type ServiceDeps } from '../../application/storageImages';
+import { attachImage, detachImage, onVmStateChange, type ServiceDeps } from '../../application/storageImages';
 import { streamIdOf } from '../../domain/storageImage';
 import { startLocalStack, type LocalStack } from '../../local/stack';
 import { checkInvariants, snapshotLog } from '../support/faultsInvariants';
@@ -64,9 +64,9 @@ if (mode.missingInCi) {
     deps = stack.container.deps;
     vms = libvirtVms(stack);
     // Every test's VM and images, made up front (in parallel; one drain makes the files).
-    vmPool = Array.from({ length: 13 }, () => nextVmId++);
+    vmPool = Array.from({ length: 15 }, () => nextVmId++);
     await vms.runMany(vmPool, USER, HOST);
-    imagePool = await readyImages(stack, USER, 20);
+    imagePool = await readyImages(stack, USER, 24);
   });
   afterAll(async () => {
     await vms?.cleanup();
@@ -205,17 +205,39 @@ if (mode.missingInCi) {
     await expectAgreement([vmId]);
   });
 
-  test('a disk that is not a storage image (not under the storage path) is left alone', async () => {
+  test('a disk that is not a storage image stays on the host; its device is held for it, and freed when it goes', async () => {
     const vmId = await newVm();
-    const [img] = images(1);
-    // A file outside the storage path, e.g. an operator's scratch disk: not ours.
+    const [img, other] = images(2);
+    // A file outside the storage path, e.g. an operator's scratch disk: not ours to detach.
     const foreign = join(dirname(stack.storagePath), `foreign-${img}`);
     copyFileSync(file(img!), foreign);
     virshAttach(domain(vmId), foreign, 'vdb');
     const report = await run([vmId]);
-    expect(report.repairs).toEqual([]);
+    expect(report.repairs).toEqual([{ kind: 'foreign-disk-claimed', vmId, diskDev: 'vdb' }]);
     expect(domblklist(domain(vmId))).toEqual([{ target: 'vdb', source: foreign }]);
+    // An attach now skips the operator's device.
+    const view = await attachImage(deps, other!, vmId, { kind: 'user', userId: USER });
+    expect(view.diskDev).toBe('vdc');
+    expect((await run([vmId])).repairs).toEqual([]);
+    await detachImage(deps, other!, vmId, { kind: 'user', userId: USER });
     await virshDetach(domain(vmId), 'vdb');
+    expect((await run([vmId])).repairs).toEqual([{ kind: 'foreign-disk-gone', vmId, diskDev: 'vdb' }]);
+    expect(await claims(vmId)).toEqual({});
+  });
+
+  test('an attach that meets a disk it did not know on its device holds that device and takes the next', async () => {
+    const vmId = await newVm();
+    const [img, other] = images(2);
+    const foreign = join(dirname(stack.storagePath), `foreign-${img}`);
+    copyFileSync(file(img!), foreign);
+    virshAttach(domain(vmId), foreign, 'vdb'); // before any reconciler run: the records think vdb is free
+    const view = await attachImage(deps, other!, vmId, { kind: 'user', userId: USER });
+    expect(view.diskDev).toBe('vdc');
+    expect(await claims(vmId)).toEqual({ vdb: 0, vdc: other });
+    await detachImage(deps, other!, vmId, { kind: 'user', userId: USER });
+    await virshDetach(domain(vmId), 'vdb');
+    await run([vmId]);
+    expect(await claims(vmId)).toEqual({});
   });
 
   test('Attached + the disk on the host, but the claim lost -> claim-restored', async () => {
