@@ -276,19 +276,26 @@ const hostError = (error: unknown, code: 'storage_image_attach' | 'storage_image
  * the devices already given.
  */
 export const attachAtBoot = async (deps: ServiceDeps, vmId: number, userId: number, imageIds: number[], actor: Actor): Promise<ImageView[]> => {
-  const views: ImageView[] = [];
   // The images act as the VM's owner: a portal or admin asks for that user.
   const forUser: Actor = actor.kind === 'admin' ? actor : { kind: 'portal', userId };
-  for (const imageId of imageIds) {
-    const vm = await deps.vms.get(vmId);
-    if (vm && vm.userId !== userId) fail('vm_get', `VM ${vmId} belongs to another user.`);
-    const { state } = await deps.events.load(streamIdOf(imageId));
-    const ctx = contextOf(deps, forUser);
-    if (state.status !== 'none' && state.image.userId !== userId) fail('image_permission', `Storage image ${imageId} belongs to another user.`);
-    const attachedHere = state.status === 'ok' && state.attachment?.phase === 'attached' && state.attachment.vmId === vmId;
-    decide({ type: 'AttachAtBoot', vm: vmViewOf(vm), vmId, diskDev: attachedHere ? state.attachment!.diskDev : '-' }, state, ctx);
-    if (state.status !== 'ok') return fail('storage_image_attach', 'The storage image is not ready.');
-    const diskDev = await claimDevice(deps, vmId, userId, imageId, state.image.diskController, vm);
+  const ctx = contextOf(deps, forUser);
+  const vm = await deps.vms.get(vmId);
+  if (vm && vm.userId !== userId) fail('vm_get', `VM ${vmId} belongs to another user.`);
+  // Every image is checked before any is claimed: a refusal leaves nothing behind.
+  const loaded = await Promise.all(imageIds.map((imageId) => deps.events.load(streamIdOf(imageId))));
+  loaded.forEach(({ state }, i) => {
+    if (state.status !== 'none' && state.image.userId !== userId) fail('image_permission', `Storage image ${imageIds[i]} belongs to another user.`);
+    const here = state.status === 'ok' && state.attachment?.phase === 'attached' && state.attachment.vmId === vmId ? state.attachment.diskDev : '-';
+    decide({ type: 'AttachAtBoot', vm: vmViewOf(vm), vmId, diskDev: here }, state, ctx);
+    if (state.status !== 'ok') fail('storage_image_attach', `Storage image ${imageIds[i]} is not ready.`);
+  });
+  const views: ImageView[] = [];
+  let current = vm;
+  for (const [i, imageId] of imageIds.entries()) {
+    const { state } = loaded[i]!;
+    if (state.status !== 'ok') continue; // checked above
+    const attachedHere = state.attachment?.phase === 'attached' && state.attachment.vmId === vmId;
+    const diskDev = await claimDevice(deps, vmId, userId, imageId, state.image.diskController, current);
     try {
       const result = await handleCommand(deps, imageId, { type: 'AttachAtBoot', vm: vmViewOf(vm), vmId, diskDev }, ctx);
       views.push(viewOf(result.state, result.version));
@@ -296,6 +303,7 @@ export const attachAtBoot = async (deps: ServiceDeps, vmId: number, userId: numb
       if (!attachedHere) await deps.vms.releaseDevice(vmId, diskDev, imageId);
       throw error;
     }
+    current = await deps.vms.get(vmId);
   }
   deps.metrics?.count('AttachSucceeded', { mode: 'boot' });
   return views;

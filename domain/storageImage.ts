@@ -136,13 +136,20 @@ export const MIN_SIZE_MB_BY_FILESYSTEM: Partial<Record<Filesystem, number>> = { 
 /** Length in characters (code points), not UTF-16 units. */
 const charCount = (s: string): number => [...s].length;
 
+/** Lone UTF-16 surrogates and NUL cannot be stored faithfully (DynamoDB strings are UTF-8). */
+const checkWellFormed = (field: string, value: string): void => {
+  if (/[\uD800-\uDFFF]/u.test(value) || value.includes('\u0000')) fail('validation', `${field} must be well-formed text (no lone surrogates, no NUL).`);
+};
+
 const checkName = (name: string): void => {
+  checkWellFormed('name', name);
   const n = charCount(name);
   if (n < 1 || n > NAME_MAX) fail('validation', `name must be 1 to ${NAME_MAX} characters (got ${n}).`);
   if (name.trim().length === 0) fail('validation', 'name must not be blank.');
 };
 
 const checkDescription = (description: string): void => {
+  checkWellFormed('description', description);
   const n = charCount(description);
   if (n > DESCRIPTION_MAX) fail('validation', `description must be at most ${DESCRIPTION_MAX} characters (got ${n}).`);
 };

@@ -80,8 +80,10 @@ const readBody = (req: IncomingMessage, limit: number): Promise<string | undefin
     req.on('data', (chunk: Buffer) => {
       size += chunk.length;
       if (size > limit) {
+        // Stop reading, answer 413, then close: destroying first would reset the connection.
+        req.removeAllListeners('data');
+        req.resume();
         reject(Object.assign(new Error('body too large'), { status: 413 }));
-        req.destroy();
         return;
       }
       chunks.push(chunk);
@@ -172,7 +174,7 @@ export const startLocalApi = async (options: LocalApiOptions): Promise<LocalApi>
   const server = createServer((req, res) => {
     handle(req, res).catch((error: { status?: number }) => {
       if (res.headersSent) return res.end();
-      if (error?.status === 413) return send(res, 413, { error: { code: 'validation', message: 'The body is too large.' } });
+      if (error?.status === 413) return send(res, 413, { error: { code: 'validation', message: 'The body is too large.' } }, { connection: 'close' });
       console.error('local api: unexpected error', error);
       send(res, 500, { error: { code: 'internal', message: 'Internal error.' } });
     });

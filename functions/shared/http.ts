@@ -36,6 +36,10 @@ export const errorReply = (error: unknown, logger: Logger): HttpResult => {
   if (name === 'IdempotencyValidationError') {
     return json(422, errorBody('idempotency_key_reused' satisfies ErrorCode, 'This Idempotency-Key was used with a different request body.'));
   }
+  if (name === 'TimeoutError') {
+    // The function ran out of time (a slow host, most likely); the work may still finish.
+    return json(503, errorBody('hypervisor_unavailable' satisfies ErrorCode, 'The request did not finish in time; retry with the same Idempotency-Key.'));
+  }
   // middy's own refusals (bad JSON, bad content type) are the client's fault: 400.
   const status = (error as { statusCode?: number; expose?: boolean } | undefined)?.statusCode;
   if (status && status >= 400 && status < 500) {

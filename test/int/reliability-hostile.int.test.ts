@@ -91,7 +91,6 @@ const tally = {
   acceptedCommands: 0,
   fixtureRefreshes: 0,
   /** Refused POST /vms/{vmId}/disks that had recorded earlier images (known bug, see below). */
-  knownPartialBootAttach: 0,
   msByRoute: {} as Record<string, number>,
 };
 
@@ -366,10 +365,6 @@ const sendAndCheck = async (r: GeneratedRequest): Promise<void> => {
   const accepted = reply.status >= 200 && reply.status < 300 && (r.api === 'rest' || (reply.json as { status?: string })?.status === 'ok');
   if (!accepted) {
     tally.refused += 1;
-    if (appended.length && isKnownPartialBootAttach(r, appended)) {
-      tally.knownPartialBootAttach += 1;
-      return;
-    }
     if (appended.length) {
       tally.refusedWithAppend += 1;
       throw new Error(`refused request appended ${appended.map((e) => `${e.streamId}@${e.version} ${e.type}`).join(', ')}: ${where}`);
@@ -391,19 +386,6 @@ const sendAndCheck = async (r: GeneratedRequest): Promise<void> => {
   }
   const allowed = new Set(targets.imageIds.map(streamIdOf));
   for (const e of appended) if (!allowed.has(e.streamId)) throw new Error(`accepted request wrote ${e.streamId}, not an image it named: ${where}`);
-};
-
-/**
- * KNOWN BUG (reported, not fixed here: it lives in application/storageImages.ts
- * attachAtBoot): POST /vms/{vmId}/disks with several images records them one by one;
- * when a later one is refused, the earlier ones stay attached and the reply is the
- * refusal. Tolerated only in that exact shape (Attached events, on images the request
- * named before the refused one, by a portal or admin); pinned by the `test.failing` below.
- */
-const isKnownPartialBootAttach = (r: GeneratedRequest, appended: { streamId: string; type: string }[]): boolean => {
-  if (effectiveRoute(r.method, r.path).key !== 'POST /vms/{vmId}/disks') return false;
-  const named = ((r.body as { storageImageIds?: unknown[] }).storageImageIds ?? []).map((n) => streamIdOf(n as number));
-  return appended.every((e) => e.type === 'StorageImageAttached' && named.slice(0, -1).includes(e.streamId));
 };
 
 let runsSinceRefresh = 0;
@@ -439,8 +421,7 @@ test('regressions: malformed escapes in path parameters and deeply nested bodies
   }
 });
 
-// KNOWN BUG, pinned: flip to `test` when POST /vms/{vmId}/disks becomes all-or-nothing.
-test.failing('a refused POST /vms/{vmId}/disks records none of its images (all-or-nothing)', async () => {
+test('a refused POST /vms/{vmId}/disks records none of its images (all-or-nothing)', async () => {
   const { deps } = stack.container;
   const good = await createImage(deps, { name: 'boot a', description: '', diskController: 'ide', filesystem: 'raw', sizeMb: 1 }, { kind: 'user', userId: OWNER });
   const bad = await createImage(deps, { name: 'boot b', description: '', diskController: 'ide', filesystem: 'raw', sizeMb: 1 }, { kind: 'user', userId: OTHER });

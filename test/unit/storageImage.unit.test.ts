@@ -683,3 +683,18 @@ describe('every event carries its time and who caused it', () => {
     expect(events[0]!.cause).toEqual(cause);
   });
 });
+
+describe('create and edit: text must be well-formed', () => {
+  const NOW2 = '2026-11-26T10:00:00.000Z';
+  const owner: CommandContext = { actor: { kind: 'user', userId: 7101 }, now: NOW2 };
+  const base = { type: 'CreateStorageImage' as const, imageId: 1, description: '', diskController: 'virtio' as const, filesystem: 'raw' as const, sizeMb: 1, quota: { limitMb: 10, usedMb: 0 } };
+  test('a lone surrogate in the name is refused (validation)', () => {
+    given([]).when({ ...base, name: 'x\ud800' }, owner).thenFails('validation', /well-formed/);
+  });
+  test('NUL in the description is refused (validation)', () => {
+    given([]).when({ ...base, name: 'x', description: 'a\u0000b' }, owner).thenFails('validation', /well-formed/);
+  });
+  test('astral characters (a pair of surrogates) are fine', () => {
+    given([]).when({ ...base, name: '😀'.repeat(45) }, owner).then([{ type: 'StorageImageCreated', data: { imageId: 1, userId: 7101, name: '😀'.repeat(45), description: '', diskController: 'virtio', filesystem: 'raw', sizeMb: 1 } }]);
+  });
+});
