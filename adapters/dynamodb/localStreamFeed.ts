@@ -80,8 +80,15 @@ export class LocalStreamFeed {
   /** Drains every `intervalMs` in the background until stop(). */
   start(intervalMs = 250): void {
     if (this.timer) return;
+    let busy = false;
     this.timer = setInterval(() => {
-      this.drain().catch((e) => (this.options.onError ?? console.error)(e));
+      if (busy) return; // a pass is still running: do not queue another behind it
+      busy = true;
+      this.drain()
+        .catch((e) => (this.options.onError ?? console.error)(e))
+        .finally(() => {
+          busy = false;
+        });
     }, intervalMs);
     this.timer.unref();
   }
