@@ -58,6 +58,8 @@ export interface Hypervisor {
 export interface DiskFileRef {
   userId: number;
   imageId: number;
+  /** Id of the storage the file is on; absent (images made before there were several): `default`, or the first. */
+  storage?: string;
 }
 
 export interface CreateDiskFileRequest extends DiskFileRef {
@@ -65,10 +67,14 @@ export interface CreateDiskFileRequest extends DiskFileRef {
   filesystem: Filesystem;
 }
 
-/** Disk files on the storage host (SSM Run Command in AWS). Throws HostCommandError. */
+/** Disk files on the storage hosts (SSM Run Command in AWS). Throws HostCommandError. */
 export interface StorageHost {
+  /** The configured storage ids, in configuration order (never empty). */
+  readonly storageIds: readonly string[];
+  /** Free space (MiB) of that storage's folder, as its host sees it. */
+  freeSpaceMb(storage: string): Promise<number>;
   createDiskFile(request: CreateDiskFileRequest): Promise<void>;
   deleteDiskFile(request: DiskFileRef): Promise<void>;
-  /** The path a hypervisor sees for this image: `<storage path>/<user id>/<image id>`. */
+  /** The path a hypervisor sees for this image: `<its storage's path>/<user id>/<image id>`. */
   pathOf(ref: DiskFileRef): string;
 }

@@ -93,7 +93,7 @@ export const reconcile = async (deps: ServiceDeps, options: ReconcileOptions = {
         const { state } = loaded;
         const attachment = state.status === 'ok' ? state.attachment : null;
         const here = attachment && attachment.vmId === vm.vmId && attachment.diskDev === diskDev ? attachment : null;
-        const file = state.status === 'none' ? undefined : deps.storage.pathOf({ userId: state.image.userId, imageId });
+        const file = state.status === 'none' ? undefined : deps.storage.pathOf({ userId: state.image.userId, imageId, storage: state.image.storage });
         const diskIsOurs = file !== undefined && hostDisk(diskDev)?.source === file;
 
         if (here?.phase === 'attaching') {

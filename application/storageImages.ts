@@ -17,6 +17,7 @@ import {
 } from '../domain/storageImage';
 import { handleCommand, type CommandDeps } from './commandHandling';
 import { HostCommandError, type Hypervisor, type StorageHost } from './ports';
+import { chooseStorage, type StorageRoom } from './storageChoice';
 import { FOREIGN_DISK, type IdAllocator, type ImageView, type Page, type QuotaLedger, type StoredEvent, type VmDirectory, type VmRecord, type VmStateChange } from './storePorts';
 import { toImageView } from './views';
 
@@ -202,7 +203,7 @@ export const attachImage = async (deps: ServiceDeps, imageId: number, vmId: numb
       throw error;
     }
 
-    const file = deps.storage.pathOf({ userId: image.userId, imageId });
+    const file = deps.storage.pathOf({ userId: image.userId, imageId, storage: image.storage });
     try {
       await deps.hypervisor.attachDisk({ hostId: vm.hostId, domain: vm.domain, file, dev: diskDev, bus: image.diskController });
     } catch (error) {
@@ -230,12 +231,12 @@ const heldByForeignDisk = async (deps: ServiceDeps, vm: VmRecord, dev: string): 
   return claimed.ok;
 };
 
-/** `<storage path>/<user id>/<image id>` -> the image id, for disk files this service made. */
+/** `<a storage's path>/<user id>/<image id>` -> the image id, for disk files this service made (on any storage). */
 export const imageIdOfSource = (deps: Pick<ServiceDeps, 'storage'>, source: string): number | undefined => {
   const m = /\/([0-9]+)\/([0-9]+)$/.exec(source);
   if (!m) return undefined;
   const [userId, imageId] = [Number(m[1]), Number(m[2])];
-  return deps.storage.pathOf({ userId, imageId }) === source ? imageId : undefined;
+  return deps.storage.storageIds.some((storage) => deps.storage.pathOf({ userId, imageId, storage }) === source) ? imageId : undefined;
 };
 
 const isServiceDisk = (deps: ServiceDeps, source: string): boolean => imageIdOfSource(deps, source) !== undefined;
@@ -321,7 +322,7 @@ export const bootDiskXml = async (deps: ServiceDeps, vmId: number, actor: Actor)
   for (const [diskDev, claim] of Object.entries(vm.devices).sort(([a], [b]) => a.localeCompare(b))) {
     const { state } = await deps.events.load(streamIdOf(claim.imageId));
     if (state.status !== 'ok' || state.attachment?.phase !== 'attached' || state.attachment.vmId !== vmId) continue;
-    const file = deps.storage.pathOf({ userId: state.image.userId, imageId: claim.imageId });
+    const file = deps.storage.pathOf({ userId: state.image.userId, imageId: claim.imageId, storage: state.image.storage });
     const bus = state.image.diskController;
     disks.push({
       imageId: claim.imageId,
@@ -413,9 +414,10 @@ export const onVmStateChange = async (
 // Disk files (a reaction to the event stream)
 
 /**
- * On Created, makes the disk file and marks the image ready (or failed); on Revoked,
- * removes the file. Both steps are idempotent, so stream redelivery is harmless. A
- * host that cannot be reached throws, and the stream retries the record.
+ * On Created, picks the storage (the emptiest that can hold the disk), makes the disk
+ * file there and marks the image ready on it (or failed); on Revoked, removes the file
+ * from the image's storage. Both steps are idempotent, so stream redelivery is
+ * harmless. When no storage host can be reached, it throws and the stream retries.
  */
 export const onStoredEventForDiskFiles = async (deps: ServiceDeps, event: StoredEvent): Promise<void> => {
   const system = (): CommandContext => contextOf(deps, { kind: 'system', reason: 'disk-file' });
@@ -423,19 +425,45 @@ export const onStoredEventForDiskFiles = async (deps: ServiceDeps, event: Stored
     const { imageId, userId, sizeMb, filesystem } = event.data;
     const { state } = await deps.events.load(event.streamId);
     if (state.status !== 'adding') return; // done already
+    const choice = chooseStorage(await roomsOf(deps, imageId), sizeMb);
+    if (!choice.ok) {
+      if (choice.why === 'unanswered') throw new HostCommandError('unreachable', `image ${imageId}: ${choice.reason}`);
+      deps.logger.error('no storage can hold the disk file', { imageId, sizeMb, reason: choice.reason });
+      await handleCommand(deps, imageId, { type: 'MarkDiskFailed', reason: choice.reason }, system());
+      return;
+    }
+    const { storage } = choice;
     try {
-      await deps.storage.createDiskFile({ imageId, userId, sizeMb, filesystem });
+      await deps.storage.createDiskFile({ imageId, userId, sizeMb, filesystem, storage });
     } catch (error) {
       if (error instanceof HostCommandError && error.kind === 'failed') {
-        deps.logger.error('disk file creation failed', { imageId, detail: error.detail });
+        deps.logger.error('disk file creation failed', { imageId, storage, detail: error.detail });
         await handleCommand(deps, imageId, { type: 'MarkDiskFailed', reason: 'the storage host could not make the disk file' }, system());
         return;
       }
       throw error;
     }
-    await handleCommand(deps, imageId, { type: 'MarkDiskReady' }, system());
+    await handleCommand(deps, imageId, { type: 'MarkDiskReady', storage }, system());
   } else if (event.type === 'StorageImageRevoked') {
     const image = event.stateAfter.status === 'none' ? undefined : event.stateAfter.image;
-    if (image) await deps.storage.deleteDiskFile({ userId: image.userId, imageId: image.imageId });
+    if (image) await deps.storage.deleteDiskFile({ userId: image.userId, imageId: image.imageId, storage: image.storage });
   }
 };
+
+/** Each storage's free space, asked in parallel; one that does not answer is skipped (logged). */
+const roomsOf = (deps: ServiceDeps, imageId: number): Promise<StorageRoom[]> =>
+  Promise.all(
+    deps.storage.storageIds.map(async (id) => {
+      try {
+        return { id, freeMb: await deps.storage.freeSpaceMb(id) };
+      } catch (error) {
+        deps.logger.warn('storage skipped: its free space could not be read', {
+          imageId,
+          storage: id,
+          error: String(error),
+          detail: (error as HostCommandError).detail,
+        });
+        return { id, freeMb: undefined };
+      }
+    }),
+  );

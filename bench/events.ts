@@ -21,7 +21,7 @@ export function* imageStream(imageId: number, userId: number, length: number): G
       version === 1
         ? { type: 'CreateStorageImage', imageId, name: `bench-${imageId}`, description: 'benchmark image', diskController: 'virtio', filesystem: 'raw', sizeMb: 10, quota: { limitMb: 1e9, usedMb: 0 } }
         : version === 2
-          ? { type: 'MarkDiskReady' }
+          ? { type: 'MarkDiskReady', storage: 'default' }
           : { type: 'EditStorageImage', name: `bench-${imageId}-${version}` };
     const [event] = decide(command, state, version === 2 ? system : ctx(userId));
     if (!event) throw new Error(`no event for ${command.type} at v${version}`);

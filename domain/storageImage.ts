@@ -38,7 +38,11 @@ export type StorageImageEventData = {
     filesystem: Filesystem;
     sizeMb: number;
   };
-  StorageImageDiskReady: Record<string, never>;
+  /**
+   * The disk file is made, on that storage (an id from the configuration). Events
+   * written before there were several storages have no `storage`: they mean `default`.
+   */
+  StorageImageDiskReady: { storage?: string };
   StorageImageDiskFailed: { reason: string };
   StorageImageEdited: { name?: string; description?: string; diskController?: DiskController };
   /** A hot attach started: the device is claimed, virsh is about to run. */
@@ -73,6 +77,8 @@ export type ImageFacts = {
   filesystem: Filesystem;
   sizeMb: number;
   creationDate: string;
+  /** The storage the disk file is on, from DiskReady; absent before (and for old images): `default`. */
+  storage?: string;
 };
 
 export type Attachment =
@@ -109,7 +115,7 @@ export type StorageImageCommand =
       /** The owner's storage quota and what their live images use now. */
       quota: { limitMb: number; usedMb: number };
     }
-  | { type: 'MarkDiskReady' }
+  | { type: 'MarkDiskReady'; storage: string }
   | { type: 'MarkDiskFailed'; reason: string }
   | { type: 'EditStorageImage'; name?: string; description?: string; diskController?: DiskController }
   | { type: 'RequestHotAttach'; vm: VmView | undefined; diskDev: string }
@@ -227,7 +233,7 @@ const markDisk = (
 ): NewEvent[] => {
   if (state.status !== 'adding') return [];
   return command.type === 'MarkDiskReady'
-    ? [event('StorageImageDiskReady', {}, ctx)]
+    ? [event('StorageImageDiskReady', { storage: command.storage }, ctx)]
     : [event('StorageImageDiskFailed', { reason: command.reason }, ctx)];
 };
 
@@ -380,7 +386,7 @@ export const evolve = (state: StorageImageState, event: NewEvent): StorageImageS
   if (state.status === 'none') return state; // no event but Created starts a stream
   switch (event.type) {
     case 'StorageImageDiskReady':
-      return { status: 'ok', image: state.image, attachment: null };
+      return { status: 'ok', image: event.data.storage === undefined ? state.image : { ...state.image, storage: event.data.storage }, attachment: null };
     case 'StorageImageDiskFailed':
       return { status: 'failed', image: state.image, reason: event.data.reason };
     case 'StorageImageEdited':

@@ -6,6 +6,8 @@
  */
 import { DEFAULT_MAX_DISKS_PER_VM } from '../domain/devices';
 import { PATTERNS } from '../adapters/ssm/documents';
+import type { StorageLocation } from '../application/storageChoice';
+import { parseStorages } from '../functions/shared/config';
 
 export interface DeployConfig {
   /** Prefix of every table name: `<prefix>-events`, `<prefix>-control`, `<prefix>-images-v<N>`. */
@@ -15,6 +17,8 @@ export interface DeployConfig {
   storagePath: string;
   /** SSM managed instance id (`i-…` / `mi-…`) of the storage host; '' = not connected yet. */
   storageHostId: string;
+  /** Several storages (new disks go to the emptiest); empty = the one of storagePath and storageHostId. */
+  storages: StorageLocation[];
   defaultQuotaMb: number;
   maxDisksPerVm: number;
   hostCommandTimeoutMs: number;
@@ -47,6 +51,7 @@ export const CONTEXT_KEYS = [
   'imagesTableVersions',
   'storagePath',
   'storageHostId',
+  'storages',
   'defaultQuotaMb',
   'maxDisksPerVm',
   'hostCommandTimeoutMs',
@@ -114,6 +119,21 @@ const bool = (get: Lookup, key: ContextKey, fallback: boolean): boolean => {
 };
 
 const TAG = /^[A-Za-z0-9_.:/=+@-]{1,128}$/;
+const HOST_ID = /^(i|mi)-[0-9a-f]{8,17}$/;
+
+/** A JSON list `[{"id","path","hostId"}, …]` (CLI) or the list itself (cdk.json); the same checks as STORAGES. */
+const storagesContext = (get: Lookup): StorageLocation[] => {
+  const raw = get('storages');
+  if (raw === undefined || raw === null || raw === '') return [];
+  let storages: StorageLocation[];
+  try {
+    storages = parseStorages(typeof raw === 'string' ? raw : JSON.stringify(raw)) ?? [];
+  } catch (error) {
+    throw new DeployConfigError('storages', (error as Error).message);
+  }
+  for (const s of storages) if (!HOST_ID.test(s.hostId)) throw new DeployConfigError('storages', `hostId "${s.hostId}" of "${s.id}" does not match ${HOST_ID}`);
+  return storages;
+};
 
 /** Reads and checks the deployment settings; `get` is usually `(k) => node.tryGetContext(k)`. */
 export const readDeployConfig = (get: Lookup): DeployConfig => {
@@ -139,7 +159,8 @@ export const readDeployConfig = (get: Lookup): DeployConfig => {
     tablePrefix: str(get, 'tablePrefix', 'cc1', /^[A-Za-z0-9_.-]{1,40}$/),
     imagesTableVersions,
     storagePath: str(get, 'storagePath', '/var/lib/cc1/storage', new RegExp(PATTERNS.file)),
-    storageHostId: str(get, 'storageHostId', '', /^(i|mi)-[0-9a-f]{8,17}$/),
+    storageHostId: str(get, 'storageHostId', '', HOST_ID),
+    storages: storagesContext(get),
     defaultQuotaMb: int(get, 'defaultQuotaMb', 100_000, 1, 1_000_000_000),
     maxDisksPerVm: int(get, 'maxDisksPerVm', DEFAULT_MAX_DISKS_PER_VM, 1, 24),
     // API Gateway stops waiting at 30 s: a hypervisor command must end well before.

@@ -50,7 +50,7 @@ const acknowledgeListStreams = (f: Cc1Function): void =>
 
 /** Documents each caller may run: hypervisor work for the APIs, file work for diskFiles, all for the reconciler. */
 const HYPERVISOR_DOCUMENTS: DocumentKey[] = ['attachDisk', 'detachDisk', 'listDisks'];
-const STORAGE_DOCUMENTS: DocumentKey[] = ['createDiskFile', 'deleteDiskFile'];
+const STORAGE_DOCUMENTS: DocumentKey[] = ['storageFreeSpace', 'createDiskFile', 'deleteDiskFile'];
 
 /**
  * The whole service in one stack; it reads top to bottom like the README's picture:
@@ -73,7 +73,7 @@ export class StorageImagesStack extends Stack {
     });
     const config = props.config ?? readDeployConfig((key) => this.node.tryGetContext(key));
     this.config = config;
-    if (config.storageHostId === '') {
+    if (config.storageHostId === '' && config.storages.length === 0) {
       Annotations.of(this).addWarningV2(
         'cc1:storageHostId',
         'context storageHostId is not set: disk files cannot be made until it names the storage host (see docs/deploy.md).',
@@ -103,6 +103,8 @@ export class StorageImagesStack extends Stack {
       hostCommandPollMs: String(config.hostCommandPollMs),
       storagePath: config.storagePath,
       storageHostId: config.storageHostId,
+      // '' = unset: the single storage above.
+      storages: config.storages.length ? JSON.stringify(config.storages) : '',
       ssmDocumentNames: documents.namesJson(allDocuments),
     };
     const runtimeEnvironment = Object.fromEntries(

@@ -16,6 +16,7 @@ import { tableNames } from '../adapters/dynamodb/tables';
 import { diskFilesSink } from '../functions/diskFiles/reaction';
 import { handler as cc1Api } from '../functions/cc1Api/handler';
 import { handler as restApi } from '../functions/restApi/handler';
+import { DEFAULT_STORAGE, type StorageLocation } from '../application/storageChoice';
 import { readConfig, type RuntimeConfig } from '../functions/shared/config';
 import { buildContainer, useContainer, type Container } from '../functions/shared/container';
 import { hostsOverSsm } from '../functions/shared/hostsOverSsm';
@@ -27,11 +28,20 @@ import { chooseHypervisor, LOCAL_LIBVIRT_URI, type HypervisorChoice } from './hy
 import { startLocalRunCommand, type LocalInstance, type LocalRunCommand } from './runCommand/server';
 import { setDomainRunning } from './simulatedVirsh/simulatedHosts';
 
-/** Written into the data dir while `npm start` runs: {url, dynamodbEndpoint, ssmEndpoint, prefix, storagePath, storageHostId}. */
+/** Written into the data dir while `npm start` runs: {url, dynamodbEndpoint, ssmEndpoint, prefix, storagePath, storageHostId, storages}. */
 export const LOCAL_STACK_FILE = 'local-stack.json';
 
-/** The storage host's managed-instance id in local mode. */
+/** The storage host's managed-instance id in local mode (of the first storage when there are several). */
 export const LOCAL_STORAGE_HOST_ID = 'mi-0000000000000000a';
+
+/** The managed-instance id of the n-th local storage (0: LOCAL_STORAGE_HOST_ID); all run on this machine. */
+export const localStorageHostId = (n: number): string => `mi-${(0xa + n).toString(16).padStart(17, '0')}`;
+
+/** A storage of the local stack: its id, and its folder (default `<data dir>/storage-<id>`). */
+export interface LocalStorageOption {
+  id: string;
+  path?: string;
+}
 
 export interface LocalStackOptions {
   /** Data folder kept across restarts; in memory (and a temp folder for files) when absent. */
@@ -41,6 +51,11 @@ export interface LocalStackOptions {
   hypervisor?: string;
   /** Stream feed interval (ms). */
   feedIntervalMs?: number;
+  /**
+   * Several storages (for tests), in configuration order, each with its own folder and
+   * managed-instance id (localStorageHostId). Default: one, `default`, at `<data dir>/storage`.
+   */
+  storages?: LocalStorageOption[];
   /** Settings over the environment's (quota, device maximum, timeouts). */
   config?: Partial<RuntimeConfig>;
   log?: (line: string) => void;
@@ -63,7 +78,10 @@ export interface LocalStack {
   diskFeed: LocalStreamFeed;
   deadLetters: DeadLetter[];
   simulatedStateFile: string;
+  /** The folder of the first storage. */
   storagePath: string;
+  /** Every storage, in configuration order. */
+  storages: StorageLocation[];
   /** Delivers every stored event to the projector and the disk-file reaction now. */
   drain(): Promise<void>;
   close(): Promise<void>;
@@ -75,17 +93,20 @@ export const startLocalStack = async (options: LocalStackOptions = {}): Promise<
   const log = options.log ?? (() => undefined);
   const dataDir = options.dataDir ? resolve(options.dataDir) : undefined;
   const filesDir = dataDir ?? mkdtempSync(join(tmpdir(), 'cc1-local-'));
-  const storagePath = join(filesDir, 'storage');
-  mkdirSync(storagePath, { recursive: true });
+  const storages: StorageLocation[] = options.storages?.length
+    ? options.storages.map((s, n) => ({ id: s.id, path: s.path ? resolve(s.path) : join(filesDir, `storage-${s.id}`), hostId: localStorageHostId(n) }))
+    : [{ id: DEFAULT_STORAGE, path: join(filesDir, 'storage'), hostId: LOCAL_STORAGE_HOST_ID }];
+  for (const storage of storages) mkdirSync(storage.path, { recursive: true });
+  const storagePath = storages[0]!.path;
   const simulatedStateFile = join(filesDir, 'simulated-virsh.json');
 
   const hypervisor = await chooseHypervisor(options.hypervisor ?? process.env.CC1_HYPERVISOR);
   const hostInstance = (): LocalInstance =>
     hypervisor.kind === 'libvirt' ? { virsh: 'libvirt', libvirtUri: LOCAL_LIBVIRT_URI } : { virsh: 'simulated', simulatedStateFile };
   // Hypervisor hosts are learnt from VM events: any well-formed instance id runs here.
-  const known: Record<string, LocalInstance> = {
-    [LOCAL_STORAGE_HOST_ID]: { storagePath, virsh: hypervisor.kind === 'libvirt' ? 'libvirt' : 'simulated', simulatedStateFile },
-  };
+  const known: Record<string, LocalInstance> = Object.fromEntries(
+    storages.map((s) => [s.hostId, { storagePath: s.path, virsh: hypervisor.kind === 'libvirt' ? 'libvirt' : 'simulated', simulatedStateFile }]),
+  );
   // Every well-formed managed-instance id is this machine (also ids learnt before a restart).
   const instances = new Proxy(known, {
     get: (target, id) => (typeof id === 'string' && !(id in target) && HOST_ID.test(id) ? hostInstance() : Reflect.get(target, id)),
@@ -101,6 +122,7 @@ export const startLocalStack = async (options: LocalStackOptions = {}): Promise<
     ssmEndpoint: runCommand.url,
     storagePath,
     storageHostId: LOCAL_STORAGE_HOST_ID,
+    storages,
     ssmDocumentNames: {},
     // Local commands finish in tens of milliseconds: poll them often.
     hostCommandPollMs: Number(process.env.HOST_COMMAND_POLL_MS ?? 25),
@@ -179,7 +201,7 @@ export const startLocalStack = async (options: LocalStackOptions = {}): Promise<
   // For `npm run ops -- reconcile`: where this running stack's endpoints are.
   const stackFile = dataDir ? join(dataDir, LOCAL_STACK_FILE) : undefined;
   if (stackFile) {
-    const info = { url: api.url, dynamodbEndpoint: dynamo.endpoint, ssmEndpoint: runCommand.url, prefix: dynamo.prefix, storagePath, storageHostId: LOCAL_STORAGE_HOST_ID };
+    const info = { url: api.url, dynamodbEndpoint: dynamo.endpoint, ssmEndpoint: runCommand.url, prefix: dynamo.prefix, storagePath, storageHostId: LOCAL_STORAGE_HOST_ID, storages };
     writeFileSync(stackFile, JSON.stringify(info) + '\n');
   }
 
@@ -195,6 +217,7 @@ export const startLocalStack = async (options: LocalStackOptions = {}): Promise<
     deadLetters,
     simulatedStateFile,
     storagePath,
+    storages,
     drain: async () => {
       await feed.drain();
       await diskFeed.drain();

@@ -6,6 +6,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { quotaFromLog, rebuildImages, rebuildQuotaLedgers } from '../adapters/dynamodb';
 import { reconcile } from '../application/reconciler';
+import type { StorageLocation } from '../application/storageChoice';
 import { streamIdOf } from '../domain/storageImage';
 import { readConfig, type RuntimeConfig } from '../functions/shared/config';
 import { buildContainer } from '../functions/shared/container';
@@ -96,6 +97,8 @@ interface LocalStackInfo {
   prefix: string;
   storagePath: string;
   storageHostId: string;
+  /** Every storage (absent in files of older versions: the one above). */
+  storages?: StorageLocation[];
 }
 
 export const reconcileCommand: OpsCommand = {
@@ -134,6 +137,7 @@ export const reconcileCommand: OpsCommand = {
         ssmEndpoint: local.ssmEndpoint,
         storagePath: local.storagePath,
         storageHostId: local.storageHostId,
+        storages: local.storages,
         ssmDocumentNames: {},
         hostCommandPollMs: 25,
       };

@@ -14,6 +14,8 @@ import type {
   Hypervisor,
   StorageHost,
 } from '../../application/ports';
+import { HostCommandError } from '../../application/ports';
+import { DEFAULT_STORAGE, diskFilePath, storageOf, type StorageLocation } from '../../application/storageChoice';
 import { DEFAULT_DOCUMENT_NAMES, DOCUMENTS, type DocumentKey } from './documents';
 import { runDocument } from './runDocument';
 
@@ -34,14 +36,22 @@ export interface SsmHypervisorConfig extends SsmCommonConfig {
   detachWaitSeconds?: number;
 }
 
-export interface SsmStorageHostConfig extends SsmCommonConfig {
-  /** Managed instance id of the storage host. */
-  storageHostId: string;
-  /** Storage root, as both the storage host and the hypervisors see it (shared storage). */
-  storagePath: string;
+export type SsmStorageHostConfig = SsmCommonConfig &
+  (
+    | {
+        /** The storages, in configuration order: each its root (as the hypervisors see it too) and its host. */
+        storages: StorageLocation[];
+      }
+    | {
+        /** One storage (`default`): the managed instance id of its host ... */
+        storageHostId: string;
+        /** ... and its root, as both the storage host and the hypervisors see it (shared storage). */
+        storagePath: string;
+      }
+  ) & {
   /** Making a large xfs/ntfs disk takes longer than virsh: default 5 min. */
   createTimeoutMs?: number;
-}
+};
 
 abstract class SsmRunner {
   private readonly names: Record<DocumentKey, string>;
@@ -109,20 +119,35 @@ export function parseDiskList(stdout: string): AttachedDisk[] {
 }
 
 export class SsmStorageHost extends SsmRunner implements StorageHost {
+  private readonly storages: StorageLocation[];
+  readonly storageIds: readonly string[];
+
   constructor(private readonly config: SsmStorageHostConfig) {
     super(config);
+    this.storages = 'storages' in config ? config.storages : [{ id: DEFAULT_STORAGE, path: config.storagePath, hostId: config.storageHostId }];
+    if (this.storages.length === 0) throw new Error('SsmStorageHost: no storage configured');
+    this.storageIds = this.storages.map((s) => s.id);
   }
 
   pathOf(ref: DiskFileRef): string {
-    return `${this.config.storagePath}/${ref.userId}/${ref.imageId}`;
+    return diskFilePath(this.storages, ref);
+  }
+
+  async freeSpaceMb(storage: string): Promise<number> {
+    const { path, hostId } = storageOf(this.storages, storage);
+    const { stdout } = await this.run('storageFreeSpace', hostId, { StoragePath: path }, `read the free space of storage ${storage}`);
+    const m = /^CC1_FREE_MB=([0-9]+)$/m.exec(stdout);
+    if (!m) throw new HostCommandError('failed', `read the free space of storage ${storage}: no CC1_FREE_MB line`, stdout);
+    return Number(m[1]);
   }
 
   async createDiskFile(r: CreateDiskFileRequest): Promise<void> {
+    const { path, hostId } = storageOf(this.storages, r.storage);
     await this.run(
       'createDiskFile',
-      this.config.storageHostId,
+      hostId,
       {
-        StoragePath: this.config.storagePath,
+        StoragePath: path,
         UserId: String(r.userId),
         ImageId: String(r.imageId),
         SizeMb: String(r.sizeMb),
@@ -134,10 +159,11 @@ export class SsmStorageHost extends SsmRunner implements StorageHost {
   }
 
   async deleteDiskFile(r: DiskFileRef): Promise<void> {
+    const { path, hostId } = storageOf(this.storages, r.storage);
     await this.run(
       'deleteDiskFile',
-      this.config.storageHostId,
-      { StoragePath: this.config.storagePath, UserId: String(r.userId), ImageId: String(r.imageId) },
+      hostId,
+      { StoragePath: path, UserId: String(r.userId), ImageId: String(r.imageId) },
       `delete the disk file of image ${r.imageId}`,
     );
   }

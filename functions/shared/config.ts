@@ -2,6 +2,8 @@
  * The settings every function reads from its environment, in one place. The CDK
  * stack sets these variables (infra/), the local stack sets them for itself (local/).
  */
+import { PATTERNS } from '../../adapters/ssm/documents';
+import { DEFAULT_STORAGE, type StorageLocation } from '../../application/storageChoice';
 import { DEFAULT_MAX_DISKS_PER_VM } from '../../domain/devices';
 
 export const ENV = {
@@ -18,6 +20,11 @@ export const ENV = {
   storagePath: 'STORAGE_PATH',
   /** SSM managed instance id of the storage host that makes and removes disk files. */
   storageHostId: 'STORAGE_HOST_ID',
+  /**
+   * JSON list of storages `[{"id":"a","path":"/srv/a","hostId":"mi-…"}, …]`; new disks go
+   * to the emptiest. Unset: one storage `default` made of STORAGE_PATH and STORAGE_HOST_ID.
+   */
+  storages: 'STORAGES',
   /** JSON map of logical document name -> SSM document name, e.g. {"CC1-AttachDisk":"Cc1-AttachDisk-abc"}. */
   ssmDocumentNames: 'SSM_DOCUMENT_NAMES',
   /** Where SSM is served; set only by the local stack (the local Run Command endpoint). */
@@ -35,6 +42,11 @@ export interface RuntimeConfig {
   hostCommandPollMs: number;
   storagePath: string;
   storageHostId: string;
+  /**
+   * The storages, in configuration order (STORAGES); absent: the one of storagePath and
+   * storageHostId (read them with storagesOf, so an override of those two counts).
+   */
+  storages?: StorageLocation[];
   ssmDocumentNames: Record<string, string>;
   ssmEndpoint?: string;
   dynamodbEndpoint?: string;
@@ -48,6 +60,35 @@ const positiveInt = (env: NodeJS.ProcessEnv, name: string, fallback: number): nu
   return n;
 };
 
+const STORAGE_ID = /^[a-z0-9-]{1,32}$/;
+
+/** The storages of a configuration: STORAGES, else the single `default` one of storagePath / storageHostId. */
+export const storagesOf = (config: Pick<RuntimeConfig, 'storages' | 'storagePath' | 'storageHostId'>): StorageLocation[] =>
+  config.storages?.length ? config.storages : [{ id: DEFAULT_STORAGE, path: config.storagePath, hostId: config.storageHostId }];
+
+/** Parses and checks STORAGES (undefined when unset). */
+export const parseStorages = (raw: string | undefined): StorageLocation[] | undefined => {
+  if (raw === undefined || raw.trim() === '') return undefined;
+  let list: unknown;
+  try {
+    list = JSON.parse(raw);
+  } catch {
+    throw new Error(`${ENV.storages} is not valid JSON`);
+  }
+  if (!Array.isArray(list) || list.length === 0) throw new Error(`${ENV.storages} must be a non-empty JSON list of {id, path, hostId}`);
+  const file = new RegExp(PATTERNS.file);
+  const seen = new Set<string>();
+  return list.map((item: unknown, i) => {
+    const { id, path, hostId } = (item ?? {}) as Record<string, unknown>;
+    if (typeof id !== 'string' || !STORAGE_ID.test(id)) throw new Error(`${ENV.storages}[${i}].id must match ${STORAGE_ID.source}`);
+    if (seen.has(id)) throw new Error(`${ENV.storages}: storage id "${id}" appears twice`);
+    seen.add(id);
+    if (typeof path !== 'string' || !file.test(path)) throw new Error(`${ENV.storages}[${i}].path must be an absolute path (${PATTERNS.file})`);
+    if (typeof hostId !== 'string') throw new Error(`${ENV.storages}[${i}].hostId must be a string`);
+    return { id, path, hostId };
+  });
+};
+
 export const readConfig = (env: NodeJS.ProcessEnv = process.env): RuntimeConfig => ({
   tablePrefix: env[ENV.tablePrefix] || 'cc1',
   userIdClaim: env[ENV.userIdClaim] || 'sub',
@@ -57,6 +98,7 @@ export const readConfig = (env: NodeJS.ProcessEnv = process.env): RuntimeConfig 
   hostCommandPollMs: positiveInt(env, ENV.hostCommandPollMs, 500),
   storagePath: env[ENV.storagePath] || '/var/lib/cc1/storage',
   storageHostId: env[ENV.storageHostId] || '',
+  storages: parseStorages(env[ENV.storages]),
   ssmDocumentNames: env[ENV.ssmDocumentNames] ? (JSON.parse(env[ENV.ssmDocumentNames]!) as Record<string, string>) : {},
   ssmEndpoint: env[ENV.ssmEndpoint] || undefined,
   dynamodbEndpoint: env[ENV.dynamodbEndpoint] || undefined,

@@ -9,6 +9,7 @@ import type { BasePersistenceLayer } from '@aws-lambda-powertools/idempotency/pe
 import { Logger } from '@aws-lambda-powertools/logger';
 import { search } from '@aws-lambda-powertools/logger/correlationId';
 import type { Hypervisor, StorageHost } from '../../application/ports';
+import { diskFilePath } from '../../application/storageChoice';
 import type { ServiceDeps } from '../../application/storageImages';
 import { documentClient } from '../../adapters/dynamodb/dynamo';
 import { DynamoEventStore } from '../../adapters/dynamodb/eventStore';
@@ -17,7 +18,7 @@ import { DynamoQuotaLedger } from '../../adapters/dynamodb/quotaLedger';
 import { DynamoImageReadModel, ReadModelLocator } from '../../adapters/dynamodb/readModel';
 import { tableNames } from '../../adapters/dynamodb/tables';
 import { DynamoVmDirectory } from '../../adapters/dynamodb/vmDirectory';
-import { readConfig, type RuntimeConfig } from './config';
+import { readConfig, storagesOf, type RuntimeConfig } from './config';
 import { metricsPort } from './metrics';
 
 export interface Container {
@@ -45,9 +46,16 @@ const noHostsHere = (config: RuntimeConfig): Hosts => {
   const refuse = async (): Promise<never> => {
     throw new Error('this function has no access to the hosts');
   };
+  const storages = storagesOf(config);
   return {
     hypervisor: { attachDisk: refuse, detachDisk: refuse, listDisks: refuse },
-    storage: { createDiskFile: refuse, deleteDiskFile: refuse, pathOf: ({ userId, imageId }) => `${config.storagePath}/${userId}/${imageId}` },
+    storage: {
+      storageIds: storages.map((s) => s.id),
+      freeSpaceMb: refuse,
+      createDiskFile: refuse,
+      deleteDiskFile: refuse,
+      pathOf: (ref) => diskFilePath(storages, ref),
+    },
   };
 };
 

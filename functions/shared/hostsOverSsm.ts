@@ -7,11 +7,13 @@ import { SSMClient } from '@aws-sdk/client-ssm';
 import type { Hypervisor, StorageHost } from '../../application/ports';
 import type { DocumentKey } from '../../adapters/ssm/documents';
 import { SsmHypervisor, SsmStorageHost } from '../../adapters/ssm/ssmHypervisor';
-import type { RuntimeConfig } from './config';
+import { diskFilePath } from '../../application/storageChoice';
+import { storagesOf, type RuntimeConfig } from './config';
 import { localOptions, type Hosts } from './container';
 
 /** Clients are made on first use: most requests never reach a host. */
 export const hostsOverSsm = (config: RuntimeConfig, client?: SSMClient): Hosts => {
+  const storages = storagesOf(config);
   let ssm = client;
   const ssmClient = (): SSMClient => (ssm ??= new SSMClient({ ...localOptions(config.ssmEndpoint) }));
   const common = () => ({
@@ -23,16 +25,18 @@ export const hostsOverSsm = (config: RuntimeConfig, client?: SSMClient): Hosts =
   let hypervisor: SsmHypervisor | undefined;
   let storage: SsmStorageHost | undefined;
   const hv = () => (hypervisor ??= new SsmHypervisor(common()));
-  const st = () => (storage ??= new SsmStorageHost({ ...common(), storageHostId: config.storageHostId, storagePath: config.storagePath }));
+  const st = () => (storage ??= new SsmStorageHost({ ...common(), storages }));
   const hypervisorPort: Hypervisor = {
     attachDisk: (request) => hv().attachDisk(request),
     detachDisk: (request) => hv().detachDisk(request),
     listDisks: (target) => hv().listDisks(target),
   };
   const storagePort: StorageHost = {
+    storageIds: storages.map((s) => s.id),
+    freeSpaceMb: (storage) => st().freeSpaceMb(storage),
     createDiskFile: (request) => st().createDiskFile(request),
     deleteDiskFile: (request) => st().deleteDiskFile(request),
-    pathOf: ({ userId, imageId }) => `${config.storagePath}/${userId}/${imageId}`,
+    pathOf: (ref) => diskFilePath(storages, ref),
   };
   return { hypervisor: hypervisorPort, storage: storagePort };
 };

@@ -56,7 +56,7 @@ const stoppedVm = async (userId: number): Promise<number> => {
 const readyImage = async (userId: number, name: string, withFile = false): Promise<number> => {
   const { deps } = stack.container;
   const view = await createImage(deps, { name, description: '', diskController: 'virtio', filesystem: 'raw', sizeMb: 1 }, { kind: 'user', userId });
-  if (!withFile) await handleCommand(deps, view.id, { type: 'MarkDiskReady' }, { actor: { kind: 'system', reason: 'disk-file' }, now: new Date().toISOString() });
+  if (!withFile) await handleCommand(deps, view.id, { type: 'MarkDiskReady', storage: 'default' }, { actor: { kind: 'system', reason: 'disk-file' }, now: new Date().toISOString() });
   return view.id;
 };
 

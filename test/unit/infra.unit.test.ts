@@ -449,7 +449,7 @@ describe('the stack with its defaults (a Cognito user pool)', () => {
       const hypervisor = ['attachDisk', 'detachDisk', 'listDisks'].map((k) => documentArn(docId(k)));
       expect(docsOf('restApi')).toEqual(hypervisor);
       expect(docsOf('cc1Api')).toEqual(hypervisor);
-      expect(docsOf('diskFiles')).toEqual(['createDiskFile', 'deleteDiskFile'].map((k) => documentArn(docId(k))));
+      expect(docsOf('diskFiles')).toEqual(['storageFreeSpace', 'createDiskFile', 'deleteDiskFile'].map((k) => documentArn(docId(k))));
       expect(docsOf('reconciler')).toHaveLength(Object.keys(DOCUMENTS).length);
       for (const name of ['vmEvents', 'projector']) {
         expect(statementsOf(t, name).flatMap(actionsOf).filter((a) => a.startsWith('ssm:'))).toEqual([]);
@@ -600,6 +600,17 @@ describe('context', () => {
     expect(only(resourcesOf(template, 'AWS::Events::EventBus'))[1].Properties.Name).toBe('cc1-vm-events');
   });
 
+  it('deploys several storages as STORAGES (unset: empty, the single storage of storagePath)', () => {
+    const storages = [
+      { id: 'a', path: '/srv/a', hostId: 'mi-0123456789abcdef0' },
+      { id: 'b', path: '/srv/b', hostId: 'i-0123456789abcdef1' },
+    ];
+    const { template } = synth({ storages: JSON.stringify(storages) });
+    const vars = Object.values(resourcesOf(template, 'AWS::Lambda::Function'))[0]!.Properties.Environment.Variables;
+    expect(JSON.parse(vars.STORAGES)).toEqual(storages);
+    expect(readDeployConfig(() => undefined).storages).toEqual([]);
+  });
+
   it('keeps cdk-nag clean with X-Ray tracing on', () => {
     const { app, template } = synth({ xrayTracing: 'true', alarmEmail: 'ops@example.org' });
     for (const fn of Object.values(resourcesOf(template, 'AWS::Lambda::Function'))) expect(fn.Properties.TracingConfig).toEqual({ Mode: 'Active' });
@@ -615,6 +626,8 @@ describe('context', () => {
     expect(get({ imagesTableVersions: '1,2,3' })).toThrow(/imagesTableVersions/);
     expect(get({ hostCommandTimeoutMs: '60000' })).toThrow(/hostCommandTimeoutMs/);
     expect(get({ xrayTracing: 'yes' })).toThrow(/xrayTracing/);
+    expect(get({ storages: '[{"id":"a","path":"/srv/a","hostId":"i-1; rm -rf /"}]' })).toThrow(/storages/);
+    expect(get({ storages: [{ id: 'a', path: '/srv/../etc', hostId: 'mi-0123456789abcdef0' }] })).toThrow(/storages/);
     expect(readDeployConfig(() => undefined)).toMatchObject({ tablePrefix: 'cc1', imagesTableVersions: [1], hostTagValues: ['hypervisor', 'storage'] });
   });
 });

@@ -138,3 +138,40 @@ it('storage host: path and parameters', async () => {
     Parameters: { StoragePath: ['/srv/cc1'], UserId: ['34'], ImageId: ['5'], SizeMb: ['2048'], Filesystem: ['ext4'] },
   });
 });
+
+describe('several storages', () => {
+  const storage = new SsmStorageHost({
+    client,
+    pollIntervalMs: 10,
+    storages: [
+      { id: 'default', path: '/srv/a', hostId: 'mi-0aaaaaaaaaaaaaaaa' },
+      { id: 'big', path: '/srv/b', hostId: 'mi-0bbbbbbbbbbbbbbbb' },
+    ],
+  });
+
+  it('paths: the image storage, or default for an image without one', () => {
+    expect(storage.storageIds).toEqual(['default', 'big']);
+    expect(storage.pathOf({ userId: 3, imageId: 4, storage: 'big' })).toBe('/srv/b/3/4');
+    expect(storage.pathOf({ userId: 3, imageId: 4 })).toBe('/srv/a/3/4');
+    expect(() => storage.pathOf({ userId: 3, imageId: 4, storage: 'gone' })).toThrow(/not configured/);
+  });
+
+  it('create, delete and free space run on that storage host with its path', async () => {
+    ssm.on(GetCommandInvocationCommand).resolves({ Status: 'Success', ResponseCode: 0, StandardOutputContent: 'CC1_FREE_MB=1234\n' });
+    await storage.createDiskFile({ userId: 3, imageId: 4, sizeMb: 10, filesystem: 'raw', storage: 'big' });
+    await storage.deleteDiskFile({ userId: 3, imageId: 4, storage: 'big' });
+    await expect(storage.freeSpaceMb('big')).resolves.toBe(1234);
+    const inputs = ssm.commandCalls(SendCommandCommand).map((c) => c.args[0].input);
+    expect(inputs.map((i) => [i.DocumentName, i.InstanceIds, i.Parameters!.StoragePath])).toEqual([
+      ['CC1-CreateDiskFile', ['mi-0bbbbbbbbbbbbbbbb'], ['/srv/b']],
+      ['CC1-DeleteDiskFile', ['mi-0bbbbbbbbbbbbbbbb'], ['/srv/b']],
+      ['CC1-StorageFreeSpace', ['mi-0bbbbbbbbbbbbbbbb'], ['/srv/b']],
+    ]);
+  });
+
+  it('free space without the marker line is a failure', async () => {
+    ssm.on(GetCommandInvocationCommand).resolves({ Status: 'Success', ResponseCode: 0, StandardOutputContent: 'hello' });
+    const [kind] = await kindOf(storage.freeSpaceMb('default'));
+    expect(kind).toBe('failed');
+  });
+});

@@ -115,7 +115,7 @@ const atBoot = (vm: VmView | null = notRunning(), diskDev = 'sdb', vmId = VM): S
 const detach = (vmId?: number): StorageImageCommand => (vmId === undefined ? { type: 'Detach' } : { type: 'Detach', vmId });
 const vmStopped = (vmId = VM): StorageImageCommand => ({ type: 'DetachStoppedVm', vmId });
 const REVOKE: StorageImageCommand = { type: 'RevokeStorageImage' };
-const MARK_READY: StorageImageCommand = { type: 'MarkDiskReady' };
+const MARK_READY: StorageImageCommand = { type: 'MarkDiskReady', storage: 'default' };
 const MARK_FAILED: StorageImageCommand = { type: 'MarkDiskFailed', reason: 'mkfs failed' };
 
 /** A history whose image is on `controller`, ready to be attached. */
@@ -146,7 +146,7 @@ describe('ownership: storage images are private (image_permission); admin and sy
     given(ATTACHED).when(detach(), asAdmin).then([{ type: 'StorageImageDetached', data: { vmId: VM, diskDev: 'vdb' } }]);
   });
   test('the system may act on any image', () => {
-    given(ADDING).when(MARK_READY, asDiskWorker).then([{ type: 'StorageImageDiskReady', data: {} }]);
+    given(ADDING).when(MARK_READY, asDiskWorker).then([{ type: 'StorageImageDiskReady', data: { storage: 'default' } }]);
     given(ATTACHED).when(vmStopped(), asSystem).then([{ type: 'StorageImageDetached', data: { vmId: VM, diskDev: 'vdb' } }]);
   });
 });
@@ -284,7 +284,7 @@ describe('create: quota (user_storage_limit)', () => {
 
 describe('disk file: MarkDiskReady / MarkDiskFailed only from adding; repeats change nothing', () => {
   test('ready: adding -> ok', () => {
-    given(ADDING).when(MARK_READY, asDiskWorker).then([{ type: 'StorageImageDiskReady', data: {} }]);
+    given(ADDING).when(MARK_READY, asDiskWorker).then([{ type: 'StorageImageDiskReady', data: { storage: 'default' } }]);
   });
   test('failed: adding -> failed, with the reason', () => {
     given(ADDING).when(MARK_FAILED, asDiskWorker).then([{ type: 'StorageImageDiskFailed', data: { reason: 'mkfs failed' } }]);
@@ -583,6 +583,11 @@ describe('evolve: the state after each event', () => {
   });
   test('DiskReady -> ok, detached', () => {
     expect(fold(OK)).toEqual({ status: 'ok', image, attachment: null });
+  });
+  test('DiskReady on a storage -> the image records it; without one (older events) it has none', () => {
+    const onB: NewEvent = { ...ready, data: { storage: 'b' } } as NewEvent;
+    expect(fold([...ADDING, onB])).toEqual({ status: 'ok', image: { ...image, storage: 'b' }, attachment: null });
+    expect(fold(OK)).not.toHaveProperty('image.storage');
   });
   test('DiskFailed -> failed with the reason', () => {
     expect(fold(FAILED)).toEqual({ status: 'failed', image, reason: 'mkfs failed' });

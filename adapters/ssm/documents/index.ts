@@ -290,8 +290,31 @@ echo "CC1_OK: removed $dir/$SSM_ImageId"
   ],
 };
 
+const storageFreeSpace: SsmCommandDocument = {
+  schemaVersion: '2.2',
+  description: 'CC1: print the free space (MiB) of the storage root <StoragePath> as a line CC1_FREE_MB=<n> (df -Pm). Creates the folder when missing.',
+  parameters: {
+    StoragePath: param('storage root on the storage host', PATTERNS.file),
+  },
+  mainSteps: [
+    step(
+      'storageFreeSpace',
+      `
+${noNewlines('SSM_StoragePath')}
+fail() { echo "CC1_ERROR=failed: $*" >&2; exit ${EXIT.failed}; }
+mkdir -p "$SSM_StoragePath" || fail "cannot create $SSM_StoragePath"
+out=$(df -Pm "$SSM_StoragePath" 2>&1) || fail "df $SSM_StoragePath: $out"
+free=$(printf '%s\n' "$out" | awk 'NR == 2 { print $4 }')
+case "$free" in ''|*[!0-9]*) fail "df $SSM_StoragePath: unexpected output: $out";; esac
+echo "CC1_FREE_MB=$free"
+`,
+      60,
+    ),
+  ],
+};
+
 /** Keys the adapters use; the deployed document names come from configuration. */
-export type DocumentKey = 'attachDisk' | 'detachDisk' | 'listDisks' | 'createDiskFile' | 'deleteDiskFile';
+export type DocumentKey = 'attachDisk' | 'detachDisk' | 'listDisks' | 'createDiskFile' | 'deleteDiskFile' | 'storageFreeSpace';
 
 /** Default names (CDK may name them otherwise and pass the names to the adapters). */
 export const DEFAULT_DOCUMENT_NAMES: Record<DocumentKey, string> = {
@@ -300,6 +323,7 @@ export const DEFAULT_DOCUMENT_NAMES: Record<DocumentKey, string> = {
   listDisks: 'CC1-ListDisks',
   createDiskFile: 'CC1-CreateDiskFile',
   deleteDiskFile: 'CC1-DeleteDiskFile',
+  storageFreeSpace: 'CC1-StorageFreeSpace',
 };
 
 export const DOCUMENTS: Record<DocumentKey, { name: string; content: SsmCommandDocument }> = {
@@ -308,6 +332,7 @@ export const DOCUMENTS: Record<DocumentKey, { name: string; content: SsmCommandD
   listDisks: { name: DEFAULT_DOCUMENT_NAMES.listDisks, content: listDisks },
   createDiskFile: { name: DEFAULT_DOCUMENT_NAMES.createDiskFile, content: createDiskFile },
   deleteDiskFile: { name: DEFAULT_DOCUMENT_NAMES.deleteDiskFile, content: deleteDiskFile },
+  storageFreeSpace: { name: DEFAULT_DOCUMENT_NAMES.storageFreeSpace, content: storageFreeSpace },
 };
 
 /** Documents by name, as a Run Command endpoint looks them up. */
