@@ -36,22 +36,22 @@ export interface SsmHypervisorConfig extends SsmCommonConfig {
   detachWaitSeconds?: number;
 }
 
+/** Several storages, in configuration order: each its root (as the hypervisors see it too) and its host. */
+interface SsmStorages {
+  storages: StorageLocation[];
+}
+
+/** One storage (`default`): its host's managed instance id, and its root as both the storage host and the hypervisors see it. */
+interface SsmSingleStorage {
+  storageHostId: string;
+  storagePath: string;
+}
+
 export type SsmStorageHostConfig = SsmCommonConfig &
-  (
-    | {
-        /** The storages, in configuration order: each its root (as the hypervisors see it too) and its host. */
-        storages: StorageLocation[];
-      }
-    | {
-        /** One storage (`default`): the managed instance id of its host ... */
-        storageHostId: string;
-        /** ... and its root, as both the storage host and the hypervisors see it (shared storage). */
-        storagePath: string;
-      }
-  ) & {
-  /** Making a large xfs/ntfs disk takes longer than virsh: default 5 min. */
-  createTimeoutMs?: number;
-};
+  (SsmStorages | SsmSingleStorage) & {
+    /** Making a large xfs/ntfs disk takes longer than virsh: default 5 min. */
+    createTimeoutMs?: number;
+  };
 
 abstract class SsmRunner {
   private readonly names: Record<DocumentKey, string>;

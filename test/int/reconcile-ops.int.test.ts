@@ -53,6 +53,7 @@ test('the running stack writes local-stack.json with its endpoints', () => {
     prefix: stack.dynamo.prefix,
     storagePath: stack.storagePath,
     storageHostId: 'mi-0000000000000000a',
+    storages: [{ id: 'default', path: stack.storagePath, hostId: 'mi-0000000000000000a' }],
   });
 });
 
