@@ -4,11 +4,11 @@
  * load = one Query (newest first, Limit 1, consistent). Append = one conditional
  * PutItem at `expectedVersion + 1`. See docs/event-store.md.
  */
-import { PutCommand, QueryCommand, ScanCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { PutCommand, QueryCommand, paginateQuery, paginateScan, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { NewEvent, StorageImageState } from '../../domain/storageImage';
 import { initialState } from '../../domain/storageImage';
 import { ConcurrencyError, type EventStore, type LoadedStream, type StoredEvent } from '../../application/storePorts';
-import { isConditionFailed, type Key } from './dynamo';
+import { isConditionFailed } from './dynamo';
 
 /** The item of one event, as stored. */
 export interface EventItem {
@@ -130,34 +130,26 @@ export class DynamoEventStore implements EventStore {
 
   async readStream(streamId: string, fromVersion = 1): Promise<StoredEvent[]> {
     const events: StoredEvent[] = [];
-    let start: Key | undefined;
-    do {
-      const out = await this.doc.send(
-        new QueryCommand({
-          TableName: this.tableName,
-          KeyConditionExpression: 'streamId = :s AND version >= :v',
-          ExpressionAttributeValues: { ':s': streamId, ':v': fromVersion },
-          ConsistentRead: true,
-          ExclusiveStartKey: start,
-        }),
-      );
-      for (const item of out.Items ?? []) events.push(fromEventItem(item));
-      start = out.LastEvaluatedKey;
-    } while (start);
+    const pages = paginateQuery(
+      { client: this.doc },
+      {
+        TableName: this.tableName,
+        KeyConditionExpression: 'streamId = :s AND version >= :v',
+        ExpressionAttributeValues: { ':s': streamId, ':v': fromVersion },
+        ConsistentRead: true,
+      },
+    );
+    for await (const page of pages) for (const item of page.Items ?? []) events.push(fromEventItem(item));
     const last = events[events.length - 1];
     if (last) this.see(streamId, last.version);
     return events;
   }
 
   async *scanAll(options: { pageSize?: number } = {}): AsyncIterable<StoredEvent[]> {
-    let start: Key | undefined;
-    do {
-      const out = await this.doc.send(
-        new ScanCommand({ TableName: this.tableName, ConsistentRead: true, Limit: options.pageSize, ExclusiveStartKey: start }),
-      );
+    const pages = paginateScan({ client: this.doc, pageSize: options.pageSize }, { TableName: this.tableName, ConsistentRead: true });
+    for await (const out of pages) {
       const page = (out.Items ?? []).map(fromEventItem);
       if (page.length > 0) yield page;
-      start = out.LastEvaluatedKey;
-    } while (start);
+    }
   }
 }

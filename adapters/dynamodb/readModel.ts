@@ -5,7 +5,7 @@
  * change nothing. The table in use is named by the control item `readmodel#images`
  * (a rebuild writes a fresh table and switches that pointer).
  */
-import { GetCommand, PutCommand, QueryCommand, ScanCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { GetCommand, PutCommand, QueryCommand, ScanCommand, paginateQuery, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { ImageReadModel, ImageView, Page, StoredEvent } from '../../application/storePorts';
 import { toImageView } from '../../application/views';
 import { decodeToken, encodeToken, InvalidPageTokenError, isConditionFailed, type Key } from './dynamo';
@@ -180,20 +180,11 @@ export class DynamoImageReadModel implements ImageReadModel {
   async listByVm(vmId: number): Promise<ImageView[]> {
     const table = await this.source.imagesTable();
     const views: ImageView[] = [];
-    let from: Key | undefined;
-    do {
-      const out = await this.doc.send(
-        new QueryCommand({
-          TableName: table,
-          IndexName: IMAGES_INDEX_BY_VM,
-          KeyConditionExpression: 'vmId = :vm',
-          ExpressionAttributeValues: { ':vm': vmId },
-          ExclusiveStartKey: from,
-        }),
-      );
-      for (const item of out.Items ?? []) views.push(fromRow(item));
-      from = out.LastEvaluatedKey;
-    } while (from);
+    const pages = paginateQuery(
+      { client: this.doc },
+      { TableName: table, IndexName: IMAGES_INDEX_BY_VM, KeyConditionExpression: 'vmId = :vm', ExpressionAttributeValues: { ':vm': vmId } },
+    );
+    for await (const page of pages) for (const item of page.Items ?? []) views.push(fromRow(item));
     return views;
   }
 

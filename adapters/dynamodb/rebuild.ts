@@ -7,11 +7,10 @@
  * - `quotaFromLog` / `rebuildQuotaLedgers`: the exact quota use per user from the log.
  */
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { ScanCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { ScanCommand, paginateScan, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { streamIdOf, type StorageImageState } from '../../domain/storageImage';
 import type { EventStore, StoredEvent } from '../../application/storePorts';
 import { ensureTable, listTables } from './admin';
-import type { Key } from './dynamo';
 import type { DynamoQuotaLedger } from './quotaLedger';
 import { DynamoImageReadModel, type ReadModelLocator } from './readModel';
 import { imagesGenerationOf, imagesTable, tableName } from './tables';
@@ -99,12 +98,7 @@ export const replayInto = async (
 
 const scanRows = async (doc: DynamoDBDocumentClient, table: string): Promise<Record<string, unknown>[]> => {
   const rows: Record<string, unknown>[] = [];
-  let start: Key | undefined;
-  do {
-    const out = await doc.send(new ScanCommand({ TableName: table, ConsistentRead: true, ExclusiveStartKey: start }));
-    rows.push(...(out.Items ?? []));
-    start = out.LastEvaluatedKey;
-  } while (start);
+  for await (const page of paginateScan({ client: doc }, { TableName: table, ConsistentRead: true })) rows.push(...(page.Items ?? []));
   return rows;
 };
 

@@ -5,7 +5,7 @@
  * the item exists yet (a SET on a nested map path fails when the map is missing, on
  * AWS and on dynalite alike). See docs/event-store.md.
  */
-import { GetCommand, ScanCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { GetCommand, UpdateCommand, paginateScan, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type {
   ClaimResult,
   DeviceClaim,
@@ -14,7 +14,7 @@ import type {
   VmState,
   VmStateChange,
 } from '../../application/storePorts';
-import { isConditionFailed, type Key } from './dynamo';
+import { isConditionFailed } from './dynamo';
 
 export const vmKey = (vmId: number): string => `vm#${vmId}`;
 export const DEVICE_PREFIX = 'dev#';
@@ -154,20 +154,11 @@ export class DynamoVmDirectory implements VmDirectory {
 
   async list(): Promise<VmRecord[]> {
     const records: VmRecord[] = [];
-    let start: Key | undefined;
-    do {
-      const out = await this.doc.send(
-        new ScanCommand({
-          TableName: this.tableName,
-          FilterExpression: 'begins_with(pk, :p)',
-          ExpressionAttributeValues: { ':p': 'vm#' },
-          ConsistentRead: true,
-          ExclusiveStartKey: start,
-        }),
-      );
-      for (const item of out.Items ?? []) records.push(toVmRecord(item));
-      start = out.LastEvaluatedKey;
-    } while (start);
+    const pages = paginateScan(
+      { client: this.doc },
+      { TableName: this.tableName, FilterExpression: 'begins_with(pk, :p)', ExpressionAttributeValues: { ':p': 'vm#' }, ConsistentRead: true },
+    );
+    for await (const page of pages) for (const item of page.Items ?? []) records.push(toVmRecord(item));
     return records.sort((a, b) => a.vmId - b.vmId);
   }
 }
