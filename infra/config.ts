@@ -5,7 +5,7 @@
  * clean clone.
  */
 import { DEFAULT_MAX_DISKS_PER_VM } from '../domain/devices';
-import { PATTERNS } from '../adapters/ssm/documents';
+import { PATTERNS } from '../adapters/ssm/patterns';
 import type { StorageLocation } from '../application/storageChoice';
 import { parseStorages } from '../functions/shared/config';
 
@@ -119,7 +119,7 @@ const bool = (get: Lookup, key: ContextKey, fallback: boolean): boolean => {
 };
 
 const TAG = /^[A-Za-z0-9_.:/=+@-]{1,128}$/;
-const HOST_ID = /^(i|mi)-[0-9a-f]{8,17}$/;
+const HOST_ID = new RegExp(PATTERNS.managedInstanceId);
 
 /** A JSON list `[{"id","path","hostId"}, …]` (CLI) or the list itself (cdk.json); the same checks as STORAGES. */
 const storagesContext = (get: Lookup): StorageLocation[] => {

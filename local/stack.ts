@@ -13,6 +13,7 @@ import type { Context } from 'aws-lambda';
 import { LocalStreamFeed } from '../adapters/dynamodb/localStreamFeed';
 import { Projector } from '../adapters/dynamodb/projector';
 import { tableNames } from '../adapters/dynamodb/tables';
+import { PATTERNS } from '../adapters/ssm/patterns';
 import { diskFilesSink } from '../functions/diskFiles/reaction';
 import { handler as cc1Api } from '../functions/cc1Api/handler';
 import { handler as restApi } from '../functions/restApi/handler';
@@ -87,7 +88,7 @@ export interface LocalStack {
   close(): Promise<void>;
 }
 
-const HOST_ID = /^(i|mi)-[0-9a-f]{8,17}$/;
+const HOST_ID = new RegExp(PATTERNS.managedInstanceId);
 
 export const startLocalStack = async (options: LocalStackOptions = {}): Promise<LocalStack> => {
   const log = options.log ?? (() => undefined);

@@ -2,7 +2,7 @@
  * The settings every function reads from its environment, in one place. The CDK
  * stack sets these variables (infra/), the local stack sets them for itself (local/).
  */
-import { PATTERNS } from '../../adapters/ssm/documents';
+import { PATTERNS } from '../../adapters/ssm/patterns';
 import { DEFAULT_STORAGE, type StorageLocation } from '../../application/storageChoice';
 import { DEFAULT_MAX_DISKS_PER_VM } from '../../domain/devices';
 

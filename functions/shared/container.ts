@@ -4,7 +4,6 @@
  * a cold start only pays for what the first request uses.
  */
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { DynamoDBPersistenceLayer } from '@aws-lambda-powertools/idempotency/dynamodb';
 import type { BasePersistenceLayer } from '@aws-lambda-powertools/idempotency/persistence';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { search } from '@aws-lambda-powertools/logger/correlationId';
@@ -13,6 +12,7 @@ import { diskFilePath } from '../../application/storageChoice';
 import type { ServiceDeps } from '../../application/storageImages';
 import { documentClient } from '../../adapters/dynamodb/dynamo';
 import { DynamoEventStore } from '../../adapters/dynamodb/eventStore';
+import { idempotencyPersistence } from '../../adapters/dynamodb/idempotency';
 import { DynamoIdAllocator } from '../../adapters/dynamodb/idAllocator';
 import { DynamoQuotaLedger } from '../../adapters/dynamodb/quotaLedger';
 import { DynamoImageReadModel, ReadModelLocator } from '../../adapters/dynamodb/readModel';
@@ -87,8 +87,7 @@ export const buildContainer = (
     deps,
     dynamo,
     readModelLocator,
-    idempotencyStore: () =>
-      new DynamoDBPersistenceLayer({ tableName: names.control, keyAttr: 'pk', expiryAttr: 'expiration', awsSdkV3Client: dynamo }),
+    idempotencyStore: () => idempotencyPersistence(dynamo, names.control),
   };
 };
 

@@ -10,6 +10,7 @@ import * as z from 'zod/mini';
 import { en } from 'zod/locales';
 import type { VmStateChange } from '../../application/storePorts';
 import { DomainError } from '../../domain/errors';
+import { PATTERNS } from '../../adapters/ssm/patterns';
 
 z.config(en()); // mini carries no messages by default: the same English ones as the classic API
 
@@ -24,7 +25,7 @@ const detailSchema = z
     vmId: id,
     userId: id,
     domain: z.string().check(z.regex(/^vm-[0-9]{1,15}-[0-9]{1,15}$/)),
-    hostId: z.string().check(z.regex(/^(i|mi)-[0-9a-f]{8,17}$/)),
+    hostId: z.string().check(z.regex(new RegExp(PATTERNS.managedInstanceId))),
     state: z.enum(['running', 'stopped']),
     reason: z.optional(z.string().check(z.regex(/^[a-z][a-z0-9_-]{0,31}$/))),
     time: z.optional(z.iso.datetime({ offset: true })),

@@ -11,6 +11,7 @@
  * - exit codes tell the adapter what went wrong (see EXIT below), and a marker line
  *   `CC1_ERROR=<kind>: ...` on stderr says the same for humans reading the logs.
  */
+import { PATTERNS } from '../patterns';
 
 export interface SsmParameter {
   type: 'String';
@@ -45,19 +46,9 @@ export const EXIT = {
   notConfirmed: 12,
 } as const;
 
-// ---- parameter patterns (anchored; JS and SSM's regex engine agree on these) ----
+// ---- parameter patterns: adapters/ssm/patterns.ts ----
 
-export const PATTERNS = {
-  domain: '^vm-[0-9]{1,10}-[0-9]{1,10}$',
-  dev: '^(vd|sd|hd)[b-z]$',
-  bus: '^(virtio|usb|scsi|sata|ide)$',
-  /** Absolute path; letters, digits and `/_.-` only; no `..` anywhere. */
-  file: '^(?!.*\\.\\.)/[A-Za-z0-9/_.-]{1,200}$',
-  libvirtUri: '^(qemu|qemu\\+ssh|qemu\\+tls|test)://[A-Za-z0-9.-]{0,64}/(system|session|default)$',
-  id: '^[0-9]{1,10}$',
-  sizeMb: '^[1-9][0-9]{0,6}$',
-  filesystem: '^(raw|fat32|ext4|reiserfs|xfs|ntfs)$',
-} as const;
+export { PATTERNS };
 
 const param = (description: string, allowedPattern: string, defaultValue?: string): SsmParameter =>
   defaultValue === undefined
