@@ -47,10 +47,6 @@ export const callerFromClaims = (claims: Claims | undefined, userIdClaim = 'sub'
   return { userId: Number(text), isAdmin: groups.has('admin'), isPortal: groups.has('portal') };
 };
 
-/** The actor of a command the caller makes about their own resources. */
-export const actorOf = (caller: Caller): Actor =>
-  caller.isAdmin ? { kind: 'admin', userId: caller.userId } : { kind: 'user', userId: caller.userId };
-
 /** On the user routes, an admin acts as themselves (admin powers live under /admin). */
 export const userActorOf = (caller: Caller): Actor => ({ kind: 'user', userId: caller.userId });
 
