@@ -4,11 +4,11 @@
  */
 import './localDefaults';
 import { DEFAULT_LOCAL_JWT_SECRET } from './jwt';
-import { localDataDir } from './dynamo';
+import { checkJava, localDataDir } from './dynamo';
 import { startLocalStack } from './stack';
 
-
 const main = async () => {
+  checkJava(); // before anything starts: DynamoDB Local runs on Java 17+
   const dataDir = localDataDir();
   const port = Number(process.env.PORT ?? 3000);
   const stack = await startLocalStack({ dataDir, port, log: (line) => process.env.CC1_VERBOSE && console.error(line) });

@@ -113,7 +113,8 @@ export const startLocalStack = async (options: LocalStackOptions = {}): Promise<
     get: (target, id) => (typeof id === 'string' && !(id in target) && HOST_ID.test(id) ? hostInstance() : Reflect.get(target, id)),
   });
 
-  const dynamo = await startLocalDynamo(dataDir ? { dataDir } : {});
+  // In memory, the tables get a prefix of their own: a shared test server may hold other stacks' tables.
+  const dynamo = await startLocalDynamo(dataDir ? { dataDir } : { prefix: `cc1${randomUUID().slice(0, 8)}` });
   const runCommand = await startLocalRunCommand({ instances, log: (line) => log(`run-command: ${line}`) });
 
   const config: RuntimeConfig = {

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { DynamoDBClient, ListTablesCommand } from '@aws-sdk/client-dynamodb';
 import { createDynamoStores, type DynamoStores } from '../adapters/dynamodb';
 import { DEFAULT_TABLE_PREFIX, ENDPOINT_FILE, localClient, localDataDir, startLocalDynamo } from '../local/dynamo';
-import { ENV } from '../functions/shared/config';
+import { DYNAMODB_MAX_ATTEMPTS, ENV } from '../functions/shared/config';
 
 export interface Connection {
   stores: DynamoStores;
@@ -32,7 +32,7 @@ const reachable = async (client: DynamoDBClient): Promise<boolean> => {
 export const connect = async (env: NodeJS.ProcessEnv = process.env): Promise<Connection> => {
   const prefix = env[ENV.tablePrefix] || env.CC1_TABLE_PREFIX || DEFAULT_TABLE_PREFIX;
   if (env.CC1_AWS === '1') {
-    const client = new DynamoDBClient({ maxAttempts: 5 });
+    const client = new DynamoDBClient({ maxAttempts: DYNAMODB_MAX_ATTEMPTS });
     const region = await client.config.region();
     return { stores: createDynamoStores({ client, prefix }), where: `AWS ${region}, tables ${prefix}-*`, close: async () => client.destroy() };
   }

@@ -1,6 +1,7 @@
 /** Table administration: create the tables of tables.ts (idempotently) and wait for them. */
 import {
   CreateTableCommand,
+  DeleteTableCommand,
   DescribeTableCommand,
   ListTablesCommand,
   ResourceInUseException,
@@ -48,4 +49,11 @@ export const ensureTable = async (client: DynamoDBClient, prefix: string, def: T
 
 export const ensureTables = async (client: DynamoDBClient, prefix: string, defs: TableDef[]): Promise<void> => {
   for (const def of defs) await ensureTable(client, prefix, def);
+};
+
+/** Deletes every table whose name starts with `<prefix>-` (tests on a shared server clean up after themselves). */
+export const dropTables = async (client: DynamoDBClient, prefix: string): Promise<void> => {
+  for (const name of await listTables(client)) {
+    if (name.startsWith(`${prefix}-`)) await client.send(new DeleteTableCommand({ TableName: name })).catch(() => undefined);
+  }
 };

@@ -6,6 +6,9 @@ import { PATTERNS } from '../../adapters/ssm/patterns';
 import { DEFAULT_STORAGE, type StorageLocation } from '../../application/storageChoice';
 import { DEFAULT_MAX_DISKS_PER_VM } from '../../domain/devices';
 
+/** The DynamoDB client's attempt budget, deployed and local alike (the SDK's standard retry with backoff). */
+export const DYNAMODB_MAX_ATTEMPTS = 5;
+
 export const ENV = {
   /** Prefix of every table name: `<prefix>-events`, `<prefix>-control`, `<prefix>-images-v<N>`. */
   tablePrefix: 'TABLE_PREFIX',
