@@ -1,7 +1,7 @@
 /**
- * Ports to the stores. adapters/dynamodb implements them with single-item
- * conditional writes and Query only (no transactions, no Streams needed), so the
- * same code runs on AWS DynamoDB and on the embedded dynalite server.
+ * Ports to the stores. adapters/dynamodb implements them; every command step is ONE
+ * DynamoDB TransactWriteItems (the event, the stream head, the read-model row, the
+ * device claims, the quota ledger), so the same code runs on AWS and on DynamoDB Local.
  */
 import type { NewEvent, StorageImageEvent, StorageImageState } from '../domain/storageImage';
 
@@ -25,23 +25,64 @@ export class ConcurrencyError extends Error {
   }
 }
 
+/** Another attach holds that device of the VM, or the VM is full or someone else's: nothing was written. */
+export class DeviceClaimError extends Error {
+  constructor(
+    readonly vmId: number,
+    readonly dev: string,
+    /** `not_held`: a release found the device held by another attach, or free. */
+    readonly reason: 'taken' | 'full' | 'other_owner' | 'not_held',
+  ) {
+    super(`device ${dev} of VM ${vmId}: ${reason}`);
+    this.name = 'DeviceClaimError';
+  }
+}
+
+/** The user's quota cannot hold the image: nothing was written. */
+export class QuotaExceededError extends Error {
+  constructor(
+    readonly userId: number,
+    readonly usedMb: number,
+    readonly limitMb: number,
+  ) {
+    super(`user ${userId} uses ${usedMb} MB of ${limitMb} MB`);
+    this.name = 'QuotaExceededError';
+  }
+}
+
 /** A stored event with the aggregate state right after it (what a projection needs). */
 export type StoredEvent = StorageImageEvent & { stateAfter: StorageImageState };
 
+/** One stream's part of a command step: `event` becomes version `expectedVersion + 1`. */
+export interface StreamAppend {
+  streamId: string;
+  expectedVersion: number;
+  event: NewEvent;
+  stateAfter: StorageImageState;
+}
+
+/** The writes of one command step besides the events, committed with them or not at all. */
+export interface StepEffects {
+  /** Devices given to an attach (`attachId`): refused if taken, if the VM is full or another user's. */
+  claims?: { vmId: number; userId: number; dev: string; imageId: number; attachId: string; maxDevices: number }[];
+  /** Devices freed: only if that attach holds them. */
+  releases?: { vmId: number; dev: string; attachId: string }[];
+  /** An image's size counted against its owner's quota (refused over the limit), or no longer. */
+  quota?: { reserve?: { userId: number; imageId: number; sizeMb: number; limitMb: number }; release?: { userId: number; imageId: number; sizeMb: number } };
+}
+
 export interface EventStore {
-  /**
-   * One strongly consistent read, whatever the stream's length: every event item
-   * carries the state after it, so the newest item is the stream head.
-   */
+  /** One consistent read of the stream head, whatever the stream's length. */
   load(streamId: string): Promise<LoadedStream>;
   /**
-   * Writes `event` as version `expectedVersion + 1`, with `stateAfter`.
-   * Throws ConcurrencyError when that version exists already.
+   * Appends every event (each at its stream's next version, guarded by the head) with
+   * the read-model rows and `effects`, in one transaction. Throws ConcurrencyError,
+   * DeviceClaimError or QuotaExceededError when a condition fails: then nothing was written.
    */
-  append(streamId: string, expectedVersion: number, event: NewEvent, stateAfter: StorageImageState): Promise<StoredEvent>;
-  /** The stream's events in version order (paged internally), from `fromVersion` (default 1). */
-  readStream(streamId: string, fromVersion?: number): Promise<StoredEvent[]>;
-  /** Every event of every stream, in pages, for rebuilds and the local stream feed. */
+  commit(appends: StreamAppend[], effects?: StepEffects): Promise<StoredEvent[]>;
+  /** A page of the stream's events in version order, from `fromVersion` (default 1). */
+  readStream(streamId: string, options?: { fromVersion?: number; limit?: number }): Promise<{ events: StoredEvent[]; nextVersion?: number }>;
+  /** Every event of every stream, in pages, for rebuilds (a read of the log, not a stream). */
   scanAll(options?: { pageSize?: number }): AsyncIterable<StoredEvent[]>;
 }
 
@@ -59,6 +100,8 @@ export const FOREIGN_DISK = 0;
 /** A device of a VM held by an image. Only the item's conditional write hands these out. */
 export interface DeviceClaim {
   imageId: number;
+  /** The attach that holds the device (FOREIGN_DISK claims: `foreign`). */
+  attachId: string;
   since: string; // ISO time the claim was taken; the reconciler ages stale claims by it
 }
 
@@ -69,14 +112,10 @@ export interface VmRecord {
   domain?: string;
   state?: VmState; // undefined: known only from a boot-time disk claim, never seen running
   stateTime?: string; // the time of the newest state event applied (orders redeliveries)
+  /** Why it stopped (`saved` keeps its disks; any other stop detaches them). */
+  stopReason?: string;
   devices: Record<string, DeviceClaim>;
 }
-
-export type ClaimResult =
-  | { ok: true }
-  | { ok: false; reason: 'taken' } // someone holds that device: pick another and try again
-  | { ok: false; reason: 'full' } // the VM has the maximum number of storage disks
-  | { ok: false; reason: 'other_owner' }; // the VM belongs to another user
 
 export interface VmStateChange {
   vmId: number;
@@ -85,22 +124,21 @@ export interface VmStateChange {
   hostId: string;
   state: VmState;
   time: string; // ISO time on the host when the state changed
+  reason?: string; // why it stopped: `migrated` and `saved` keep the disks
 }
 
 export interface VmDirectory {
   /** Strongly consistent: ownership and claims must be exact. */
   get(vmId: number): Promise<VmRecord | undefined>;
-  /**
-   * Gives `dev` of VM `vmId` to `imageId` if nobody holds it and the VM has fewer
-   * than `maxDevices` claims. Creates the VM record (owner `userId`) when unknown.
-   * Idempotent: claiming a device the same image holds already succeeds.
-   */
-  claimDevice(vmId: number, userId: number, dev: string, imageId: number, maxDevices: number, now: string): Promise<ClaimResult>;
-  /** Frees `dev` if `imageId` holds it; otherwise changes nothing. */
-  releaseDevice(vmId: number, dev: string, imageId: number): Promise<void>;
+  /** Holds `dev` for a disk this service did not attach (found on the host), if free. */
+  claimForeignDisk(vmId: number, userId: number, dev: string, now: string): Promise<boolean>;
+  /** Frees a FOREIGN_DISK claim (that disk left the host). */
+  releaseForeignDisk(vmId: number, dev: string): Promise<void>;
   /**
    * Applies a VM state event unless a newer or equal one was applied (redelivery,
-   * reordering). Returns whether it changed the record, and the record after.
+   * reordering), compared in the write's condition. A stop from a host the VM is not
+   * recorded on changes nothing, and a `migrated` stop never marks the VM stopped.
+   * Returns whether it changed the record, and the record after.
    */
   recordState(change: VmStateChange): Promise<{ applied: boolean; record: VmRecord }>;
   /** Every VM record, for the reconciler. */
@@ -108,22 +146,10 @@ export interface VmDirectory {
 }
 
 // ---------------------------------------------------------------------------
-// Quota ledger: exact storage use per user
-
-export type ReserveResult = { ok: true } | { ok: false; usedMb: number };
+// Quota ledger: exact storage use per user (written only inside command steps)
 
 export interface QuotaLedger {
-  /** Adds `sizeMb` for `imageId` if the total stays <= limitMb. Idempotent per image. */
-  reserve(userId: number, imageId: number, sizeMb: number, limitMb: number): Promise<ReserveResult>;
-  /** Removes the image's share. Idempotent. */
-  /**
-   * `sizeMb`, when the caller knows what was reserved (the image's size), saves the
-   * read of the ledger: one conditional write, with the read only if it fails.
-   */
-  release(userId: number, imageId: number, sizeMb?: number): Promise<void>;
   usedMb(userId: number): Promise<number>;
-  /** The reconciler's repair: set the ledger to what the event log says. */
-  reset(userId: number, images: Record<number, number>): Promise<void>;
 }
 
 // ---------------------------------------------------------------------------
@@ -150,6 +176,8 @@ export interface ImageView {
   vmId: number | null;
   diskDev: string | null;
   version: number;
+  /** When the attach was recorded (null when detached). */
+  attachedAt: string | null;
 }
 
 export interface Page<T> {

@@ -21,5 +21,6 @@ export const toImageView = (state: StorageImageState, version: number): ImageVie
     vmId: attachment?.phase === 'attached' ? attachment.vmId : null,
     diskDev: attachment?.phase === 'attached' ? attachment.diskDev : null,
     version,
+    attachedAt: attachment?.phase === 'attached' ? attachment.since : null,
   };
 };

@@ -1,32 +1,20 @@
 /**
  * The StorageImage aggregate, as a decider: `decide(command, state) -> events`,
  * `evolve(state, event) -> state`, `initialState`. No I/O: everything the rules
- * need (the caller, the clock, the VM, the quota use) comes in with the command.
+ * need (the caller, the clock, the VM) comes in with the command.
  */
-import { isDiskController, isFilesystem, isLiveAttachable, type DiskController, type Filesystem, type ImageStateName } from './catalog';
-import { DomainError, fail } from './errors';
+import { isDiskController, isFilesystem, type DiskController, type Filesystem, type ImageStateName } from './catalog';
+import { fail } from './errors';
+import { checkAttachable, checkHotPlug, checkImageAccess, checkVmOfOwner } from './policies';
+import type { Actor, Attachment, AttachMode, Cause, StorageImageState, VmView } from './state';
 
-// ---------------------------------------------------------------------------
-// Who causes an event
-
-export type Actor =
-  | { kind: 'user'; userId: number }
-  | { kind: 'admin'; userId: number }
-  | { kind: 'portal'; userId: number } // a trusted portal service acting for a user
-  | { kind: 'system'; reason: SystemReason };
-
-export type SystemReason = 'vm-stopped' | 'disk-file' | 'reconciled';
-
-/** As stored on an event: `{kind, userId?, reason?}`. */
-export type Cause = { kind: Actor['kind']; userId?: number; reason?: string };
+export type { Actor, Attachment, AttachMode, Cause, ImageFacts, StorageImageState, SystemReason, VmView } from './state';
 
 export const causeOf = (actor: Actor): Cause =>
   actor.kind === 'system' ? { kind: 'system', reason: actor.reason } : { kind: actor.kind, userId: actor.userId };
 
 // ---------------------------------------------------------------------------
 // Events
-
-export type AttachMode = 'hot' | 'boot';
 
 export type StorageImageEventData = {
   StorageImageCreated: {
@@ -45,20 +33,43 @@ export type StorageImageEventData = {
   StorageImageDiskReady: { storage?: string };
   StorageImageDiskFailed: { reason: string };
   StorageImageEdited: { name?: string; description?: string; diskController?: DiskController };
-  /** A hot attach started: the device is claimed, virsh is about to run. */
-  StorageImageAttachRequested: { vmId: number; diskDev: string };
-  StorageImageAttached: { vmId: number; diskDev: string; mode: AttachMode };
-  StorageImageAttachFailed: { vmId: number; diskDev: string; reason: string };
-  StorageImageDetached: { vmId: number; diskDev: string };
+  /**
+   * A hot attach started: the device is claimed (in the same write), virsh is about to
+   * run. `attachId` names this attach: the device claim carries it, and only this
+   * attach's outcome, a detach or the VM's stop may free the claim.
+   */
+  StorageImageAttachRequested: { vmId: number; diskDev: string; attachId: string };
+  StorageImageAttached: { vmId: number; diskDev: string; mode: AttachMode; attachId: string };
+  StorageImageAttachFailed: { vmId: number; diskDev: string; reason: string; attachId?: string };
+  StorageImageDetached: { vmId: number; diskDev: string; attachId?: string };
   StorageImageRevoked: Record<string, never>;
 };
 
 export type StorageImageEventType = keyof StorageImageEventData;
 
-/** What `decide` returns: the event without the store's envelope (stream id, version). */
-export type NewEvent = {
-  [T in StorageImageEventType]: { type: T; data: StorageImageEventData[T]; time: string; cause: Cause };
-}[StorageImageEventType];
+/** An event as `decide` returns it: no store envelope (stream id, version) yet. */
+export type Event<T extends StorageImageEventType> = { type: T; data: StorageImageEventData[T]; time: string; cause: Cause };
+
+export type StorageImageCreated = Event<'StorageImageCreated'>;
+export type StorageImageDiskReady = Event<'StorageImageDiskReady'>;
+export type StorageImageDiskFailed = Event<'StorageImageDiskFailed'>;
+export type StorageImageEdited = Event<'StorageImageEdited'>;
+export type StorageImageAttachRequested = Event<'StorageImageAttachRequested'>;
+export type StorageImageAttached = Event<'StorageImageAttached'>;
+export type StorageImageAttachFailed = Event<'StorageImageAttachFailed'>;
+export type StorageImageDetached = Event<'StorageImageDetached'>;
+export type StorageImageRevoked = Event<'StorageImageRevoked'>;
+
+export type NewEvent =
+  | StorageImageCreated
+  | StorageImageDiskReady
+  | StorageImageDiskFailed
+  | StorageImageEdited
+  | StorageImageAttachRequested
+  | StorageImageAttached
+  | StorageImageAttachFailed
+  | StorageImageDetached
+  | StorageImageRevoked;
 
 /** An event as stored: with its stream id and version. */
 export type StorageImageEvent = NewEvent & { streamId: string; version: number };
@@ -66,31 +77,7 @@ export type StorageImageEvent = NewEvent & { streamId: string; version: number }
 export const streamIdOf = (imageId: number): string => `image-${imageId}`;
 
 // ---------------------------------------------------------------------------
-// State: a discriminated union on `status`, so impossible states cannot be written.
-
-export type ImageFacts = {
-  imageId: number;
-  userId: number;
-  name: string;
-  description: string;
-  diskController: DiskController;
-  filesystem: Filesystem;
-  sizeMb: number;
-  creationDate: string;
-  /** The storage the disk file is on, from DiskReady; absent before (and for old images): `default`. */
-  storage?: string;
-};
-
-export type Attachment =
-  | { phase: 'attaching'; vmId: number; diskDev: string; since: string }
-  | { phase: 'attached'; vmId: number; diskDev: string; mode: AttachMode; since: string };
-
-export type StorageImageState =
-  | { status: 'none' }
-  | { status: 'adding'; image: ImageFacts }
-  | { status: 'failed'; image: ImageFacts; reason: string }
-  | { status: 'ok'; image: ImageFacts; attachment: Attachment | null }
-  | { status: 'locked'; image: ImageFacts }; // revoked
+// State
 
 export const initialState = (): StorageImageState => ({ status: 'none' });
 
@@ -100,32 +87,40 @@ export const cc1StateOf = (state: Exclude<StorageImageState, { status: 'none' }>
 // ---------------------------------------------------------------------------
 // Commands
 
-/** A VM as the VM directory knows it. */
-export type VmView = { vmId: number; userId: number; running: boolean };
+
+export type CreateStorageImage = {
+  type: 'CreateStorageImage';
+  imageId: number;
+  name: string;
+  description: string;
+  diskController: DiskController;
+  filesystem: Filesystem;
+  sizeMb: number;
+};
+export type MarkDiskReady = { type: 'MarkDiskReady'; storage: string };
+export type MarkDiskFailed = { type: 'MarkDiskFailed'; reason: string };
+export type EditStorageImage = { type: 'EditStorageImage'; name?: string; description?: string; diskController?: DiskController };
+export type RequestHotAttach = { type: 'RequestHotAttach'; vm: VmView | undefined; diskDev: string; attachId: string };
+export type ConfirmAttach = { type: 'ConfirmAttach'; attachId: string };
+export type FailAttach = { type: 'FailAttach'; attachId: string; reason: string };
+/** A VM being created: recorded as attached, the disk goes into the domain XML at start. */
+export type AttachAtBoot = { type: 'AttachAtBoot'; vm: VmView | undefined; vmId: number; diskDev: string; attachId: string };
+export type Detach = { type: 'Detach'; vmId?: number };
+export type DetachStoppedVm = { type: 'DetachStoppedVm'; vmId: number };
+export type RevokeStorageImage = { type: 'RevokeStorageImage' };
 
 export type StorageImageCommand =
-  | {
-      type: 'CreateStorageImage';
-      imageId: number;
-      name: string;
-      description: string;
-      diskController: DiskController;
-      filesystem: Filesystem;
-      sizeMb: number;
-      /** The owner's storage quota and what their live images use now. */
-      quota: { limitMb: number; usedMb: number };
-    }
-  | { type: 'MarkDiskReady'; storage: string }
-  | { type: 'MarkDiskFailed'; reason: string }
-  | { type: 'EditStorageImage'; name?: string; description?: string; diskController?: DiskController }
-  | { type: 'RequestHotAttach'; vm: VmView | undefined; diskDev: string }
-  | { type: 'ConfirmAttach'; vmId: number; diskDev: string }
-  | { type: 'FailAttach'; vmId: number; diskDev: string; reason: string }
-  /** A VM being created: recorded as attached, the disk goes into the domain XML at start. */
-  | { type: 'AttachAtBoot'; vm: VmView | undefined; vmId: number; diskDev: string }
-  | { type: 'Detach'; vmId?: number }
-  | { type: 'DetachStoppedVm'; vmId: number }
-  | { type: 'RevokeStorageImage' };
+  | CreateStorageImage
+  | MarkDiskReady
+  | MarkDiskFailed
+  | EditStorageImage
+  | RequestHotAttach
+  | ConfirmAttach
+  | FailAttach
+  | AttachAtBoot
+  | Detach
+  | DetachStoppedVm
+  | RevokeStorageImage;
 
 export type CommandContext = { actor: Actor; now: string };
 
@@ -168,31 +163,25 @@ const checkController = (c: unknown): void => {
 // decide
 
 type Existing = Exclude<StorageImageState, { status: 'none' }>;
+type Ready = Extract<Existing, { status: 'ok' }>;
 
 const mustExist = (state: StorageImageState): Existing =>
   state.status === 'none' ? fail('image_get', 'No such storage image.') : state;
 
+const event = <T extends StorageImageEventType>(type: T, data: StorageImageEventData[T], ctx: CommandContext): Event<T> => ({
+  type,
+  data,
+  time: ctx.now,
+  cause: causeOf(ctx.actor),
+});
+
 /**
- * Storage images are private: only the owner may act (a portal acts for a user, so
- * it counts as that user); an admin or the system may act on any.
+ * The user's quota is not checked here: it spans all their images, so the store checks
+ * it in the same transaction that appends Created (docs/event-store.md).
  */
-const checkAccess = (state: Existing, actor: Actor): void => {
-  if ((actor.kind === 'user' || actor.kind === 'portal') && actor.userId !== state.image.userId) {
-    fail('image_permission', 'This storage image belongs to another user.');
-  }
-};
-
-/** A revoked image is gone for everyone but the audit trail. */
-const mustBeLive = (state: Existing, code: 'image_get' | 'image_edit' | 'storage_image_attach'): Exclude<Existing, { status: 'locked' }> =>
-  state.status === 'locked' ? fail(code === 'image_get' ? 'image_get' : code, 'The storage image was deleted.') : state;
-
-const event = <T extends StorageImageEventType>(type: T, data: StorageImageEventData[T], ctx: CommandContext): NewEvent =>
-  ({ type, data, time: ctx.now, cause: causeOf(ctx.actor) }) as NewEvent;
-
-const create = (command: Extract<StorageImageCommand, { type: 'CreateStorageImage' }>, state: StorageImageState, ctx: CommandContext): NewEvent[] => {
+const create = (command: CreateStorageImage, state: StorageImageState, ctx: CommandContext): [StorageImageCreated] => {
   if (state.status !== 'none') fail('concurrency_conflict', `Storage image ${command.imageId} exists already.`);
-  if (ctx.actor.kind === 'system') fail('validation', 'The system does not create images.');
-  const userId = (ctx.actor as { userId: number }).userId;
+  if (ctx.actor.kind === 'system') return fail('validation', 'The system does not create images.');
   checkName(command.name);
   checkDescription(command.description);
   checkController(command.diskController);
@@ -202,153 +191,112 @@ const create = (command: Extract<StorageImageCommand, { type: 'CreateStorageImag
   }
   const minimum = MIN_SIZE_MB_BY_FILESYSTEM[command.filesystem] ?? SIZE_MIN_MB;
   if (command.sizeMb < minimum) fail('image_invalid_size', `A ${command.filesystem} disk needs at least ${minimum} MB.`);
-  if (command.quota.usedMb + command.sizeMb > command.quota.limitMb) {
-    fail(
-      'user_storage_limit',
-      `Storage quota exceeded: ${command.quota.usedMb} MB used of ${command.quota.limitMb} MB, ${command.sizeMb} MB asked.`,
-    );
-  }
-  return [
-    event(
-      'StorageImageCreated',
-      {
-        imageId: command.imageId,
-        userId,
-        name: command.name,
-        description: command.description,
-        diskController: command.diskController,
-        filesystem: command.filesystem,
-        sizeMb: command.sizeMb,
-      },
-      ctx,
-    ),
-  ];
+  const { imageId, name, description, diskController, filesystem, sizeMb } = command;
+  return [event('StorageImageCreated', { imageId, userId: ctx.actor.userId, name, description, diskController, filesystem, sizeMb }, ctx)];
 };
 
 /** The disk file was made (or failed) on the storage host. Repeats change nothing. */
-const markDisk = (
-  command: Extract<StorageImageCommand, { type: 'MarkDiskReady' | 'MarkDiskFailed' }>,
-  state: Existing,
-  ctx: CommandContext,
-): NewEvent[] => {
+const markDisk = (command: MarkDiskReady | MarkDiskFailed, state: Existing, ctx: CommandContext): [StorageImageDiskReady | StorageImageDiskFailed] | [] => {
   if (state.status !== 'adding') return [];
   return command.type === 'MarkDiskReady'
     ? [event('StorageImageDiskReady', { storage: command.storage }, ctx)]
     : [event('StorageImageDiskFailed', { reason: command.reason }, ctx)];
 };
 
-const edit = (command: Extract<StorageImageCommand, { type: 'EditStorageImage' }>, state: Existing, ctx: CommandContext): NewEvent[] => {
-  const live = mustBeLive(state, 'image_edit');
-  if (live.status !== 'ok' && live.status !== 'adding') fail('image_edit', `A storage image in state ${live.status} cannot be edited.`);
+const edit = (command: EditStorageImage, state: Existing, ctx: CommandContext): [StorageImageEdited] | [] => {
+  if (state.status === 'locked') fail('image_edit', 'The storage image was deleted.');
+  if (state.status !== 'ok' && state.status !== 'adding') fail('image_edit', `A storage image in state ${state.status} cannot be edited.`);
   const changes: StorageImageEventData['StorageImageEdited'] = {};
   if (command.name !== undefined) {
     checkName(command.name);
-    if (command.name !== live.image.name) changes.name = command.name;
+    if (command.name !== state.image.name) changes.name = command.name;
   }
   if (command.description !== undefined) {
     checkDescription(command.description);
-    if (command.description !== live.image.description) changes.description = command.description;
+    if (command.description !== state.image.description) changes.description = command.description;
   }
   if (command.diskController !== undefined) {
     checkController(command.diskController);
-    if (command.diskController !== live.image.diskController) {
-      if (live.status === 'ok' && live.attachment) {
-        fail('image_attached', 'Detach the storage image before changing its disk controller.');
-      }
+    if (command.diskController !== state.image.diskController) {
+      if (state.status === 'ok' && state.attachment) fail('image_attached', 'Detach the storage image before changing its disk controller.');
       changes.diskController = command.diskController;
     }
   }
   return Object.keys(changes).length === 0 ? [] : [event('StorageImageEdited', changes, ctx)];
 };
 
-/** The checks both attach routes share: image usable and free, VM the owner's. */
-const attachable = (state: Existing, vm: VmView | undefined, vmId: number): Extract<Existing, { status: 'ok' }> => {
-  const live = mustBeLive(state, 'storage_image_attach');
-  if (live.status === 'ok' && live.attachment) {
-    const where = live.attachment.vmId === vmId ? 'this VM' : 'another VM';
-    fail('image_attached', `The storage image is ${live.attachment.phase === 'attaching' ? 'being attached' : 'attached'} to ${where}.`);
-  }
-  if (live.status !== 'ok') fail('storage_image_attach', `A storage image in state ${live.status} cannot be attached.`);
-  if (vm && vm.userId !== live.image.userId) fail('vm_get', `VM ${vmId} does not belong to the owner of the storage image.`);
-  return live as Extract<Existing, { status: 'ok' }>;
-};
-
-const requestHotAttach = (command: Extract<StorageImageCommand, { type: 'RequestHotAttach' }>, state: Existing, ctx: CommandContext): NewEvent[] => {
+const requestHotAttach = (command: RequestHotAttach, state: Existing, ctx: CommandContext): [StorageImageAttachRequested] => {
   const vmId = command.vm?.vmId ?? -1;
-  if (!command.vm) fail('vm_get', 'No such VM.');
-  const live = attachable(state, command.vm, vmId);
-  if (!command.vm!.running) {
-    fail('storage_image_attach', `VM ${vmId} is not running; attach disks of a VM being created with POST /vms/${vmId}/disks.`);
-  }
-  if (!isLiveAttachable(live.image.diskController)) {
-    fail(
-      'storage_image_attach',
-      `A ${live.image.diskController} disk cannot be plugged into a running VM; only virtio and usb can. Attach it while the VM is being created.`,
-    );
-  }
-  return [event('StorageImageAttachRequested', { vmId, diskDev: command.diskDev }, ctx)];
+  const ready = checkAttachable(state, vmId);
+  const vm = checkVmOfOwner(command.vm, vmId, ready.image.userId);
+  checkHotPlug(ready, vm);
+  return [event('StorageImageAttachRequested', { vmId, diskDev: command.diskDev, attachId: command.attachId }, ctx)];
 };
 
-const isAttachingTo = (state: Existing, vmId: number, diskDev: string): boolean =>
-  state.status === 'ok' && state.attachment?.phase === 'attaching' && state.attachment.vmId === vmId && state.attachment.diskDev === diskDev;
-
-const isAttachedTo = (state: Existing, vmId: number, diskDev: string): boolean =>
-  state.status === 'ok' && state.attachment?.phase === 'attached' && state.attachment.vmId === vmId && state.attachment.diskDev === diskDev;
+const attachingAs = (state: Existing, attachId: string): Extract<Attachment, { phase: 'attaching' }> | undefined =>
+  state.status === 'ok' && state.attachment?.phase === 'attaching' && state.attachment.attachId === attachId ? state.attachment : undefined;
 
 /** The hypervisor really attached the disk. A repeat changes nothing. */
-const confirmAttach = (command: Extract<StorageImageCommand, { type: 'ConfirmAttach' }>, state: Existing, ctx: CommandContext): NewEvent[] => {
-  if (isAttachedTo(state, command.vmId, command.diskDev)) return [];
-  if (!isAttachingTo(state, command.vmId, command.diskDev)) {
-    fail('storage_image_attach', 'No attach of this storage image to that VM device is in progress.');
-  }
-  return [event('StorageImageAttached', { vmId: command.vmId, diskDev: command.diskDev, mode: 'hot' }, ctx)];
+const confirmAttach = (command: ConfirmAttach, state: Existing, ctx: CommandContext): [StorageImageAttached] | [] => {
+  if (state.status === 'ok' && state.attachment?.phase === 'attached' && state.attachment.attachId === command.attachId) return [];
+  const attaching = attachingAs(state, command.attachId);
+  if (!attaching) return fail('storage_image_attach', 'No attach of this storage image is in progress.');
+  const { vmId, diskDev, attachId } = attaching;
+  return [event('StorageImageAttached', { vmId, diskDev, mode: 'hot', attachId }, ctx)];
 };
 
-const failAttach = (command: Extract<StorageImageCommand, { type: 'FailAttach' }>, state: Existing, ctx: CommandContext): NewEvent[] => {
-  if (!isAttachingTo(state, command.vmId, command.diskDev)) return [];
-  return [event('StorageImageAttachFailed', { vmId: command.vmId, diskDev: command.diskDev, reason: command.reason }, ctx)];
+/** virsh failed, did not answer, or the VM went away: the attach ends, its device is freed. */
+const failAttach = (command: FailAttach, state: Existing, ctx: CommandContext): [StorageImageAttachFailed] | [] => {
+  const attaching = attachingAs(state, command.attachId);
+  if (!attaching) return [];
+  const { vmId, diskDev, attachId } = attaching;
+  return [event('StorageImageAttachFailed', { vmId, diskDev, reason: command.reason, attachId }, ctx)];
 };
 
-const attachAtBoot = (command: Extract<StorageImageCommand, { type: 'AttachAtBoot' }>, state: Existing, ctx: CommandContext): NewEvent[] => {
-  if (isAttachedTo(state, command.vmId, command.diskDev)) return [];
-  attachable(state, command.vm, command.vmId);
+const attachAtBoot = (command: AttachAtBoot, state: Existing, ctx: CommandContext): [StorageImageAttached] | [] => {
+  if (state.status === 'ok' && state.attachment?.phase === 'attached' && state.attachment.vmId === command.vmId && state.attachment.mode === 'boot') return [];
+  const ready: Ready = checkAttachable(state, command.vmId);
+  if (command.vm) checkVmOfOwner(command.vm, command.vmId, ready.image.userId);
   if (command.vm?.running) {
     fail('storage_image_attach', `VM ${command.vmId} is running already; use the hot attach of a virtio or usb disk.`);
   }
-  return [event('StorageImageAttached', { vmId: command.vmId, diskDev: command.diskDev, mode: 'boot' }, ctx)];
+  return [event('StorageImageAttached', { vmId: command.vmId, diskDev: command.diskDev, mode: 'boot', attachId: command.attachId }, ctx)];
 };
 
-const detach = (command: Extract<StorageImageCommand, { type: 'Detach' }>, state: Existing, ctx: CommandContext): NewEvent[] => {
+const detach = (command: Detach, state: Existing, ctx: CommandContext): [StorageImageDetached] => {
   const attachment = state.status === 'ok' ? state.attachment : null;
-  if (!attachment) fail('storage_image_detach', 'The storage image is not attached.');
-  if (command.vmId !== undefined && attachment!.vmId !== command.vmId) {
+  if (!attachment) return fail('storage_image_detach', 'The storage image is not attached.');
+  if (command.vmId !== undefined && attachment.vmId !== command.vmId) {
     fail('storage_image_detach', `The storage image is not attached to VM ${command.vmId}.`);
   }
-  if (attachment!.phase === 'attaching') fail('storage_image_detach', 'An attach of this storage image is in progress; try again shortly.');
-  return [event('StorageImageDetached', { vmId: attachment!.vmId, diskDev: attachment!.diskDev }, ctx)];
+  if (attachment.phase === 'attaching') fail('storage_image_detach', 'An attach of this storage image is in progress; try again shortly.');
+  const { vmId, diskDev, attachId } = attachment;
+  return [event('StorageImageDetached', { vmId, diskDev, attachId }, ctx)];
 };
 
 /** The VM is gone: detach in the records only. Repeats and other VMs change nothing. */
-const detachStoppedVm = (command: Extract<StorageImageCommand, { type: 'DetachStoppedVm' }>, state: Existing, ctx: CommandContext): NewEvent[] => {
+const detachStoppedVm = (command: DetachStoppedVm, state: Existing, ctx: CommandContext): [StorageImageDetached | StorageImageAttachFailed] | [] => {
   const attachment = state.status === 'ok' ? state.attachment : null;
   if (!attachment || attachment.vmId !== command.vmId) return [];
+  const { vmId, diskDev, attachId } = attachment;
   if (attachment.phase === 'attaching') {
-    return [event('StorageImageAttachFailed', { vmId: attachment.vmId, diskDev: attachment.diskDev, reason: 'VM stopped during attach' }, ctx)];
+    return [event('StorageImageAttachFailed', { vmId, diskDev, reason: 'VM stopped during attach', attachId }, ctx)];
   }
-  return [event('StorageImageDetached', { vmId: attachment.vmId, diskDev: attachment.diskDev }, ctx)];
+  return [event('StorageImageDetached', { vmId, diskDev, attachId }, ctx)];
 };
 
-const revoke = (state: Existing, ctx: CommandContext): NewEvent[] => {
+const revoke = (state: Existing, ctx: CommandContext): [StorageImageRevoked] | [] => {
   if (state.status === 'locked') return []; // deleted already: a retry is not an error
   if (state.status === 'ok' && state.attachment) fail('image_attached', 'Detach the storage image before deleting it.');
   if (state.status !== 'ok') fail('image_delete', `A storage image in state ${state.status} cannot be deleted.`);
   return [event('StorageImageRevoked', {}, ctx)];
 };
 
-export const decide = (command: StorageImageCommand, state: StorageImageState, ctx: CommandContext): NewEvent[] => {
+/** At most one event per command: what the command step appends, nothing dropped. */
+export const decide = (command: StorageImageCommand, state: StorageImageState, ctx: CommandContext): [NewEvent] | [] => {
   if (command.type === 'CreateStorageImage') return create(command, state, ctx);
   const existing = mustExist(state);
-  checkAccess(existing, ctx.actor);
+  checkImageAccess(existing.image.userId, ctx.actor);
   switch (command.type) {
     case 'MarkDiskReady':
     case 'MarkDiskFailed':
@@ -371,7 +319,7 @@ export const decide = (command: StorageImageCommand, state: StorageImageState, c
       return revoke(existing, ctx);
     default: {
       const unreachable: never = command;
-      throw new DomainError('validation', `unknown command ${JSON.stringify(unreachable)}`);
+      return fail('validation', `unknown command ${JSON.stringify(unreachable)}`);
     }
   }
 };

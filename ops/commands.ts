@@ -4,7 +4,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { quotaFromLog, rebuildImages, rebuildQuotaLedgers } from '../adapters/dynamodb';
+import { checkQuotaLedgers, quotaFromLog, rebuildImages } from '../adapters/dynamodb';
 import { reconcile } from '../application/reconciler';
 import type { StorageLocation } from '../application/storageChoice';
 import { streamIdOf } from '../domain/storageImage';
@@ -42,7 +42,7 @@ export const rebuildCommand: OpsCommand = {
         prefix: stores.prefix,
         events: stores.events,
         locator: stores.locator,
-        // Alone on the data: no projector can still be writing to the old table.
+        // Alone on the data: no other writer has to see the new table first.
         ...(exclusive ? { catchUpDelayMs: 0 } : {}),
         log: (m) => io.err(m),
       });
@@ -58,9 +58,10 @@ export const rebuildCommand: OpsCommand = {
         }
         return 0;
       }
-      const changed = await rebuildQuotaLedgers(stores.events, stores.quota);
-      io.out(JSON.stringify({ changedUsers: changed }));
-      return 0;
+      // The ledger is written only with the events: a difference is a bug to report, not to paper over.
+      const differences = await checkQuotaLedgers(stores.events, stores.quota);
+      io.out(JSON.stringify({ differences }));
+      return differences.length === 0 ? 0 : 1;
     }
     io.err(`usage: ${this.usage}`);
     return 2;
@@ -77,13 +78,16 @@ export const historyCommand: OpsCommand = {
       io.err(`usage: ${this.usage}`);
       return 2;
     }
-    const events = await stores.events.readStream(streamIdOf(imageId));
-    if (events.length === 0) {
+    let page = await stores.events.readStream(streamIdOf(imageId));
+    if (page.events.length === 0) {
       io.err(`no events for image ${imageId}`);
       return 1;
     }
-    for (const e of events) io.out(JSON.stringify({ type: e.type, version: e.version, time: e.time, cause: e.cause, data: e.data }));
-    return 0;
+    for (;;) {
+      for (const e of page.events) io.out(JSON.stringify({ type: e.type, version: e.version, time: e.time, cause: e.cause, data: e.data }));
+      if (page.nextVersion === undefined) return 0;
+      page = await stores.events.readStream(streamIdOf(imageId), { fromVersion: page.nextVersion });
+    }
   },
 };
 

@@ -1,14 +1,36 @@
 /**
- * The event store on one DynamoDB table: pk `streamId`, sk `version` (N). Every item
- * carries the aggregate state after its event, so the newest item is the stream head:
- * load = one Query (newest first, Limit 1, consistent). Append = one conditional
- * PutItem at `expectedVersion + 1`. See docs/event-store.md.
+ * The event store: the log on the events table (pk `streamId`, sk `version`, one item
+ * per event, append-only), and each stream's head on the control table (`head#<streamId>`:
+ * its version and the state after it), so loading is one GetItem whatever the stream's
+ * length.
+ *
+ * A command step is ONE TransactWriteItems: the event (new key), the head (guarded by
+ * the version it was read at: no version skipped or written twice), the read-model rows
+ * that gets and lists read, and the step's device claims and quota entries. A lost race
+ * cancels all of it; CancellationReasons tell which condition failed. The transaction
+ * carries a ClientRequestToken, so the SDK's retry of a write whose answer was lost is
+ * answered with the first outcome instead of a failed condition. See docs/event-store.md.
  */
-import { PutCommand, QueryCommand, paginateQuery, paginateScan, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import type { NewEvent, StorageImageState } from '../../domain/storageImage';
-import { initialState } from '../../domain/storageImage';
-import { ConcurrencyError, type EventStore, type LoadedStream, type StoredEvent } from '../../application/storePorts';
-import { isConditionFailed } from './dynamo';
+import { randomUUID } from 'node:crypto';
+import type { AttributeValue } from '@aws-sdk/client-dynamodb';
+import { GetCommand, QueryCommand, TransactWriteCommand, paginateScan, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { unmarshall } from '@aws-sdk/util-dynamodb';
+import { initialState, type StorageImageState } from '../../domain/storageImage';
+import {
+  ConcurrencyError,
+  DeviceClaimError,
+  QuotaExceededError,
+  type EventStore,
+  type LoadedStream,
+  type StepEffects,
+  type StoredEvent,
+  type StreamAppend,
+} from '../../application/storePorts';
+import { toImageView } from '../../application/views';
+import { parseStoredEvent } from './eventSchemas';
+import { quotaKey, quotaUpdates } from './quotaLedger';
+import { toRow, type ImagesTableSource } from './readModel';
+import { vmKey, vmUpdates } from './vmDirectory';
 
 /** The item of one event, as stored. */
 export interface EventItem {
@@ -31,118 +53,95 @@ export const toEventItem = (e: StoredEvent): EventItem => ({
   stateAfter: e.stateAfter as unknown as Record<string, unknown>,
 });
 
-/** Trusts the item's shape: only this adapter writes the table. */
-export const fromEventItem = (item: Record<string, unknown>): StoredEvent =>
-  ({
-    streamId: item.streamId,
-    version: item.version,
-    type: item.type,
-    time: item.time,
-    cause: item.cause,
-    data: item.data ?? {},
-    stateAfter: item.stateAfter,
-  }) as StoredEvent;
+/** An event item read back: checked against its type's schema (a bad item is an error, not data). */
+export const fromEventItem = (item: Record<string, unknown>): StoredEvent => parseStoredEvent(item);
 
-/**
- * An append at a version the store has never seen (castore issue #168): the caller's
- * expectedVersion is ahead of the stream, so writing it would leave a gap. A bug, not
- * a race: nothing was written.
- */
-export class VersionGapError extends Error {
-  constructor(
-    readonly streamId: string,
-    readonly expectedVersion: number,
-    readonly headVersion: number,
-  ) {
-    super(`stream ${streamId} is at version ${headVersion}; appending after ${expectedVersion} would skip a version`);
-    this.name = 'VersionGapError';
-  }
-}
+export const headKey = (streamId: string): string => `head#${streamId}`;
 
-const SEEN_CAP = 10_000;
+type TransactItem = NonNullable<ConstructorParameters<typeof TransactWriteCommand>[0]['TransactItems']>[number];
+
+/** What each item of a transaction is, to read its cancellation reason. */
+type ItemRole =
+  | { role: 'event' | 'row' }
+  | { role: 'head'; streamId: string; expectedVersion: number }
+  | { role: 'vm'; vmId: number; devs: string[]; maxDevices: number; userId?: number }
+  | { role: 'quota'; userId: number; limitMb: number };
 
 export class DynamoEventStore implements EventStore {
-  /**
-   * The highest version this instance has seen exist per stream (consistent reads and
-   * its own writes). Events are never deleted, so a version once seen exists forever:
-   * an append after it cannot leave a gap and needs no extra read.
-   */
-  private readonly seen = new Map<string, number>();
-
   constructor(
     private readonly doc: DynamoDBDocumentClient,
     readonly tableName: string,
+    readonly controlTable: string,
+    private readonly images: ImagesTableSource,
   ) {}
 
-  private see(streamId: string, version: number): void {
-    if ((this.seen.get(streamId) ?? 0) >= version) return;
-    if (this.seen.size >= SEEN_CAP) this.seen.clear();
-    this.seen.set(streamId, version);
-  }
-
   async load(streamId: string): Promise<LoadedStream> {
-    const head = await this.head(streamId);
-    this.see(streamId, head.version);
-    return head;
+    const out = await this.doc.send(new GetCommand({ TableName: this.controlTable, Key: { pk: headKey(streamId) }, ConsistentRead: true }));
+    if (!out.Item) return { version: 0, state: initialState() };
+    return { version: out.Item.version as number, state: out.Item.state as StorageImageState };
   }
 
-  private async head(streamId: string): Promise<LoadedStream> {
-    const out = await this.doc.send(
-      new QueryCommand({
-        TableName: this.tableName,
-        KeyConditionExpression: 'streamId = :s',
-        ExpressionAttributeValues: { ':s': streamId },
-        ScanIndexForward: false,
-        Limit: 1,
-        ConsistentRead: true,
-      }),
-    );
-    const head = out.Items?.[0];
-    if (!head) return { version: 0, state: initialState() };
-    return { version: head.version as number, state: head.stateAfter as StorageImageState };
-  }
-
-  async append(streamId: string, expectedVersion: number, event: NewEvent, stateAfter: StorageImageState): Promise<StoredEvent> {
-    if (!Number.isSafeInteger(expectedVersion) || expectedVersion < 0) throw new RangeError(`bad expectedVersion ${expectedVersion}`);
-    if (expectedVersion > (this.seen.get(streamId) ?? 0)) {
-      // Not seen by this instance: make sure version `expectedVersion` exists (one consistent read).
-      const { version } = await this.head(streamId);
-      this.see(streamId, version);
-      if (version < expectedVersion) throw new VersionGapError(streamId, expectedVersion, version);
+  async commit(appends: StreamAppend[], effects: StepEffects = {}): Promise<StoredEvent[]> {
+    if (appends.length === 0) throw new RangeError('a command step appends at least one event');
+    const tables = await this.images.imagesTables();
+    const items: TransactItem[] = [];
+    const roles: ItemRole[] = [];
+    const stored: StoredEvent[] = [];
+    for (const { streamId, expectedVersion, event, stateAfter } of appends) {
+      if (!Number.isSafeInteger(expectedVersion) || expectedVersion < 0) throw new RangeError(`bad expectedVersion ${expectedVersion}`);
+      const e = { ...event, streamId, version: expectedVersion + 1, stateAfter } as StoredEvent;
+      stored.push(e);
+      // The key is new: a version is never written twice.
+      items.push({ Put: { TableName: this.tableName, Item: toEventItem(e), ConditionExpression: 'attribute_not_exists(streamId)' } });
+      roles.push({ role: 'event' });
+      // The head moves from exactly the version read: no version is skipped (castore #168).
+      items.push({
+        Put: {
+          TableName: this.controlTable,
+          Item: { pk: headKey(streamId), version: e.version, state: stateAfter, time: e.time },
+          ...(expectedVersion === 0
+            ? { ConditionExpression: 'attribute_not_exists(pk)' }
+            : { ConditionExpression: 'version = :expected', ExpressionAttributeValues: { ':expected': expectedVersion } }),
+        },
+      });
+      roles.push({ role: 'head', streamId, expectedVersion });
+      const view = toImageView(stateAfter, e.version);
+      for (const table of view ? tables : []) {
+        // No condition: the head serializes the writers of a stream, so this is the newest row.
+        items.push({ Put: { TableName: table, Item: toRow(view!) } });
+        roles.push({ role: 'row' });
+      }
     }
-    const stored = { ...event, streamId, version: expectedVersion + 1, stateAfter } as StoredEvent;
+    for (const update of vmUpdates(effects, e0Time(stored))) {
+      items.push({ Update: { TableName: this.controlTable, Key: { pk: vmKey(update.vmId) }, ...update.expression, ReturnValuesOnConditionCheckFailure: 'ALL_OLD' } });
+      roles.push({ role: 'vm', vmId: update.vmId, devs: update.devs, maxDevices: update.maxDevices, userId: update.userId });
+    }
+    for (const update of quotaUpdates(effects)) {
+      items.push({ Update: { TableName: this.controlTable, Key: { pk: quotaKey(update.userId) }, ...update.expression, ReturnValuesOnConditionCheckFailure: 'ALL_OLD' } });
+      roles.push({ role: 'quota', userId: update.userId, limitMb: update.limitMb });
+    }
     try {
-      await this.doc.send(
-        new PutCommand({
-          TableName: this.tableName,
-          Item: toEventItem(stored),
-          // The key (streamId, version) must be new: a version is never written twice.
-          ConditionExpression: 'attribute_not_exists(streamId)',
-        }),
-      );
-    } catch (e) {
-      if (isConditionFailed(e)) throw new ConcurrencyError(streamId, expectedVersion);
-      throw e;
+      await this.doc.send(new TransactWriteCommand({ TransactItems: items, ClientRequestToken: randomUUID() }));
+    } catch (error) {
+      throw cancellationError(error, roles);
     }
-    this.see(streamId, stored.version);
     return stored;
   }
 
-  async readStream(streamId: string, fromVersion = 1): Promise<StoredEvent[]> {
-    const events: StoredEvent[] = [];
-    const pages = paginateQuery(
-      { client: this.doc },
-      {
+  async readStream(streamId: string, options: { fromVersion?: number; limit?: number } = {}): Promise<{ events: StoredEvent[]; nextVersion?: number }> {
+    const limit = options.limit ?? 1000;
+    const out = await this.doc.send(
+      new QueryCommand({
         TableName: this.tableName,
         KeyConditionExpression: 'streamId = :s AND version >= :v',
-        ExpressionAttributeValues: { ':s': streamId, ':v': fromVersion },
+        ExpressionAttributeValues: { ':s': streamId, ':v': options.fromVersion ?? 1 },
         ConsistentRead: true,
-      },
+        Limit: limit,
+      }),
     );
-    for await (const page of pages) for (const item of page.Items ?? []) events.push(fromEventItem(item));
+    const events = (out.Items ?? []).map(fromEventItem);
     const last = events[events.length - 1];
-    if (last) this.see(streamId, last.version);
-    return events;
+    return out.LastEvaluatedKey && last ? { events, nextVersion: last.version + 1 } : { events };
   }
 
   async *scanAll(options: { pageSize?: number } = {}): AsyncIterable<StoredEvent[]> {
@@ -153,3 +152,40 @@ export class DynamoEventStore implements EventStore {
     }
   }
 }
+
+const e0Time = (stored: StoredEvent[]): string => stored[0]!.time;
+
+/** Which condition cancelled the transaction, as the application's errors. */
+const cancellationError = (error: unknown, roles: ItemRole[]): unknown => {
+  const e = error as { name?: string; CancellationReasons?: { Code?: string; Item?: Record<string, AttributeValue> }[] };
+  if (e.name !== 'TransactionCanceledException' || !e.CancellationReasons) return error;
+  const reasons = e.CancellationReasons;
+  // Another transaction held one of the items: the same as losing the race, decide again.
+  const conflict = reasons.findIndex((r) => r.Code === 'TransactionConflict');
+  const failed = reasons.map((r, i) => ({ r, role: roles[i]! })).filter(({ r }) => r.Code === 'ConditionalCheckFailed');
+  const head = failed.find(({ role }) => role.role === 'head' || role.role === 'event');
+  if (head || (conflict >= 0 && failed.length === 0)) {
+    const role = (head?.role ?? roles.find((r) => r.role === 'head')) as Extract<ItemRole, { role: 'head' }>;
+    return new ConcurrencyError(role.streamId, role.expectedVersion);
+  }
+  const vm = failed.find(({ role }) => role.role === 'vm');
+  if (vm && vm.role.role === 'vm') {
+    const old = vm.r.Item ? unmarshall(vm.r.Item) : {};
+    const { vmId, devs, maxDevices, userId } = vm.role;
+    const reason =
+      devs.length === 0
+        ? 'not_held'
+        : userId !== undefined && old.userId !== undefined && old.userId !== userId
+        ? 'other_owner'
+        : devs.some((dev) => old[`dev#${dev}`] !== undefined) || typeof old.deviceCount !== 'number' || old.deviceCount < maxDevices
+            ? 'taken'
+            : 'full';
+    return new DeviceClaimError(vmId, devs[0] ?? '', reason);
+  }
+  const quota = failed.find(({ role }) => role.role === 'quota');
+  if (quota && quota.role.role === 'quota') {
+    const old = quota.r.Item ? unmarshall(quota.r.Item) : {};
+    return new QuotaExceededError(quota.role.userId, (old.usedMb as number | undefined) ?? 0, quota.role.limitMb);
+  }
+  return error;
+};

@@ -1,6 +1,6 @@
 /**
  * The DynamoDB adapters, wired for one table prefix. The same code runs on AWS and on
- * the embedded dynalite server (local/dynamo.ts).
+ * DynamoDB Local (local/dynamo.ts).
  */
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
@@ -44,7 +44,7 @@ export const createDynamoStores = (options: DynamoStoresOptions): DynamoStores =
     doc,
     prefix: options.prefix,
     names,
-    events: new DynamoEventStore(doc, names.events),
+    events: new DynamoEventStore(doc, names.events, names.control, locator),
     vms: new DynamoVmDirectory(doc, names.control),
     quota: new DynamoQuotaLedger(doc, names.control),
     ids: new DynamoIdAllocator(doc, names.control, options.idBlockSize ?? DEFAULT_ID_BLOCK),
@@ -54,14 +54,14 @@ export const createDynamoStores = (options: DynamoStoresOptions): DynamoStores =
 };
 
 export { documentClient, isConditionFailed, InvalidPageTokenError } from './dynamo';
-export { DynamoEventStore, VersionGapError } from './eventStore';
+export { DynamoEventStore } from './eventStore';
 export { DynamoIdAllocator } from './idAllocator';
 export { DynamoQuotaLedger } from './quotaLedger';
 export { DynamoImageReadModel, ReadModelLocator, fixedImagesTable } from './readModel';
 export { DynamoVmDirectory } from './vmDirectory';
-export { Projector, makeProjectorHandler, storedEventOf, type StoredEventHook } from './projector';
 export { LocalStreamFeed, toStreamRecord } from './localStreamFeed';
-export { rebuildImages, quotaFromLog, rebuildQuotaLedgers } from './rebuild';
+export { Projector, makeProjectorHandler, storedEventOf, type StoredEventHook } from './projector';
+export { rebuildImages, quotaFromLog, checkQuotaLedgers } from './rebuild';
 export { idempotencyPersistence } from './idempotency';
 export { countRequests, RequestCounter } from './requestCounter';
 export * from './tables';

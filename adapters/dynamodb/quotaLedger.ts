@@ -1,11 +1,12 @@
 /**
  * The quota ledger: one control item per user, `quota#<userId>`, with `usedMb` and one
- * top-level attribute `img#<imageId>` = sizeMb per image counted. A reserve is ONE
- * conditional UpdateItem (also for a user's first image: no nested map to create).
+ * top-level attribute `img#<imageId>` = sizeMb per image counted. It is written only
+ * inside command steps (quotaUpdates): Created reserves, Revoked releases, in the same
+ * transaction as the event, so the ledger is exact under any interleaving and needs no
+ * periodic repair.
  */
-import { GetCommand, PutCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import type { QuotaLedger, ReserveResult } from '../../application/storePorts';
-import { isConditionFailed } from './dynamo';
+import { GetCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { QuotaExceededError, type QuotaLedger, type StepEffects } from '../../application/storePorts';
 
 export const quotaKey = (userId: number): string => `quota#${userId}`;
 export const IMAGE_PREFIX = 'img#';
@@ -26,7 +27,52 @@ const toEntry = (userId: number, item: Record<string, unknown> | undefined): Led
   return { userId, usedMb: (item?.usedMb as number | undefined) ?? 0, images };
 };
 
-const MAX_ROUNDS = 5;
+export interface QuotaUpdate {
+  userId: number;
+  limitMb: number;
+  expression: {
+    UpdateExpression: string;
+    ConditionExpression: string;
+    ExpressionAttributeNames: Record<string, string>;
+    ExpressionAttributeValues: Record<string, unknown>;
+  };
+}
+
+/** The ledger item updates of a command step (at most one user's item per step). */
+export const quotaUpdates = (effects: StepEffects): QuotaUpdate[] => {
+  const { reserve, release } = effects.quota ?? {};
+  const updates: QuotaUpdate[] = [];
+  if (reserve) {
+    const { userId, imageId, sizeMb, limitMb } = reserve;
+    if (!Number.isSafeInteger(sizeMb) || sizeMb < 0) throw new RangeError(`bad sizeMb ${sizeMb}`);
+    if (sizeMb > limitMb) throw new QuotaExceededError(userId, 0, limitMb);
+    updates.push({
+      userId,
+      limitMb,
+      expression: {
+        UpdateExpression: 'SET #img = :size, usedMb = if_not_exists(usedMb, :zero) + :size, userId = :u',
+        // Counted once per image, and only while the total stays within the limit.
+        ConditionExpression: 'attribute_not_exists(#img) AND (attribute_not_exists(usedMb) OR usedMb <= :room)',
+        ExpressionAttributeNames: { '#img': imageAttr(imageId) },
+        ExpressionAttributeValues: { ':size': sizeMb, ':zero': 0, ':u': userId, ':room': limitMb - sizeMb },
+      },
+    });
+  }
+  if (release) {
+    const { userId, imageId, sizeMb } = release;
+    updates.push({
+      userId,
+      limitMb: Number.POSITIVE_INFINITY,
+      expression: {
+        UpdateExpression: 'REMOVE #img SET usedMb = usedMb - :size',
+        ConditionExpression: '#img = :size',
+        ExpressionAttributeNames: { '#img': imageAttr(imageId) },
+        ExpressionAttributeValues: { ':size': sizeMb },
+      },
+    });
+  }
+  return updates;
+};
 
 export class DynamoQuotaLedger implements QuotaLedger {
   constructor(
@@ -40,74 +86,7 @@ export class DynamoQuotaLedger implements QuotaLedger {
     return toEntry(userId, out.Item);
   }
 
-  async reserve(userId: number, imageId: number, sizeMb: number, limitMb: number): Promise<ReserveResult> {
-    if (!Number.isSafeInteger(sizeMb) || sizeMb < 0) throw new RangeError(`bad sizeMb ${sizeMb}`);
-    for (let round = 0; round < MAX_ROUNDS; round++) {
-      if (sizeMb <= limitMb) {
-        try {
-          await this.doc.send(
-            new UpdateCommand({
-              TableName: this.tableName,
-              Key: { pk: quotaKey(userId) },
-              UpdateExpression: 'SET #img = :size, usedMb = if_not_exists(usedMb, :zero) + :size, userId = :u',
-              ConditionExpression: 'attribute_not_exists(#img) AND (attribute_not_exists(usedMb) OR usedMb <= :room)',
-              ExpressionAttributeNames: { '#img': imageAttr(imageId) },
-              ExpressionAttributeValues: { ':size': sizeMb, ':zero': 0, ':u': userId, ':room': limitMb - sizeMb },
-            }),
-          );
-          return { ok: true };
-        } catch (e) {
-          if (!isConditionFailed(e)) throw e;
-        }
-      }
-      const entry = await this.entry(userId);
-      if (entry.images[imageId] !== undefined) return { ok: true }; // reserved already for this image
-      if (sizeMb > limitMb || entry.usedMb + sizeMb > limitMb) return { ok: false, usedMb: entry.usedMb };
-      // Room was made between the write and the read: try again.
-    }
-    return { ok: false, usedMb: (await this.entry(userId)).usedMb };
-  }
-
-  async release(userId: number, imageId: number, sizeMb?: number): Promise<void> {
-    for (let round = 0; round < MAX_ROUNDS; round++) {
-      // First round with a known size: no read (the condition checks it); else read it.
-      const size = round === 0 && sizeMb !== undefined ? sizeMb : (await this.entry(userId)).images[imageId];
-      if (size === undefined) return; // released already
-      try {
-        await this.doc.send(
-          new UpdateCommand({
-            TableName: this.tableName,
-            Key: { pk: quotaKey(userId) },
-            UpdateExpression: 'REMOVE #img SET usedMb = usedMb - :size',
-            ConditionExpression: '#img = :size',
-            ExpressionAttributeNames: { '#img': imageAttr(imageId) },
-            ExpressionAttributeValues: { ':size': size },
-          }),
-        );
-        return;
-      } catch (e) {
-        if (!isConditionFailed(e)) throw e;
-      }
-    }
-    throw new Error(`quota release of image ${imageId} for user ${userId} kept racing`);
-  }
-
   async usedMb(userId: number): Promise<number> {
     return (await this.entry(userId)).usedMb;
-  }
-
-  /**
-   * Sets the ledger to exactly `images` (the reconciler's repair from the log). Last
-   * writer wins: run it when no create/revoke of this user is in flight, or re-run.
-   */
-  async reset(userId: number, images: Record<number, number>): Promise<void> {
-    const item: Record<string, unknown> = { pk: quotaKey(userId), userId, usedMb: 0 };
-    let used = 0;
-    for (const [id, size] of Object.entries(images)) {
-      item[`${IMAGE_PREFIX}${id}`] = size;
-      used += size;
-    }
-    item.usedMb = used;
-    await this.doc.send(new PutCommand({ TableName: this.tableName, Item: item }));
   }
 }

@@ -1,9 +1,11 @@
 /**
  * The images read model: a versioned table `<prefix>-images-v<N>` (pk userId, sk id),
  * GSIs `byId` and sparse `byVm`. One row per image: `toImageView(stateAfter, version)`,
- * written only if newer than the stored row, so duplicates, stale and replayed events
- * change nothing. The table in use is named by the control item `readmodel#images`
- * (a rebuild writes a fresh table and switches that pointer).
+ * written by each command step in its transaction (read-your-writes, lists included),
+ * and again by the stream projector only if newer than the stored row, so duplicates,
+ * stale and replayed events change nothing. The table in use is named by the control
+ * item `readmodel#images`; while a rebuild fills the next generation, the pointer names
+ * it as `next` and every write goes to both (docs/event-store.md, rebuild).
  */
 import { GetCommand, PutCommand, QueryCommand, ScanCommand, paginateQuery, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { ImageReadModel, ImageView, Page, StoredEvent } from '../../application/storePorts';
@@ -14,16 +16,20 @@ import { IMAGES_INDEX_BY_VM, imagesTable, tableName } from './tables';
 export const READ_MODEL_POINTER_KEY = 'readmodel#images';
 export const DEFAULT_LOCATOR_TTL_MS = 5_000;
 
-/** Which images table to use. */
+/** Which images table to read, and which ones to write. */
 export interface ImagesTableSource {
   imagesTable(): Promise<string>;
+  /** The table in use and, during a rebuild, the one being built. */
+  imagesTables(): Promise<string[]>;
 }
 
 /** A fixed table (rebuilds, tests). */
-export const fixedImagesTable = (name: string): ImagesTableSource => ({ imagesTable: async () => name });
+export const fixedImagesTable = (name: string): ImagesTableSource => ({ imagesTable: async () => name, imagesTables: async () => [name] });
 
 export interface ReadModelPointer {
   table: string;
+  /** A rebuild in progress fills this one: writes go to both. */
+  next?: string;
   previous?: string;
   switchedAt?: string;
 }
@@ -33,7 +39,7 @@ export interface ReadModelPointer {
  * falls back to `<prefix>-images-v1` when the pointer was never written.
  */
 export class ReadModelLocator implements ImagesTableSource {
-  private cached: { table: string; until: number } | undefined;
+  private cached: { tables: string[]; until: number } | undefined;
 
   constructor(
     private readonly doc: DynamoDBDocumentClient,
@@ -48,12 +54,16 @@ export class ReadModelLocator implements ImagesTableSource {
   }
 
   async imagesTable(): Promise<string> {
+    return (await this.imagesTables())[0]!;
+  }
+
+  async imagesTables(): Promise<string[]> {
     const now = this.clock();
-    if (this.cached && now < this.cached.until) return this.cached.table;
+    if (this.cached && now < this.cached.until) return this.cached.tables;
     const pointer = await this.pointer();
-    const table = pointer?.table ?? this.defaultTable;
-    this.cached = { table, until: now + this.ttlMs };
-    return table;
+    const tables = [pointer?.table ?? this.defaultTable, ...(pointer?.next ? [pointer.next] : [])];
+    this.cached = { tables, until: now + this.ttlMs };
+    return tables;
   }
 
   invalidate(): void {
@@ -66,19 +76,23 @@ export class ReadModelLocator implements ImagesTableSource {
     return out.Item ? (out.Item as unknown as ReadModelPointer) : undefined;
   }
 
-  /**
-   * Points reads and projections at `table`, if the pointer still names `expected`
-   * (two rebuilds racing: only one switches). Returns false when it did not.
-   */
-  async switchTo(table: string, expected: string, now = new Date().toISOString()): Promise<boolean> {
+  private async putPointer(pointer: ReadModelPointer, expected: string, expectNext?: string): Promise<boolean> {
+    const names: Record<string, string> = { '#t': 'table' };
+    const values: Record<string, unknown> = { ':e': expected };
+    let condition = expected === this.defaultTable ? '(attribute_not_exists(pk) OR #t = :e)' : '#t = :e';
+    if (expectNext) {
+      names['#n'] = 'next';
+      values[':n'] = expectNext;
+      condition += ' AND #n = :n';
+    }
     try {
       await this.doc.send(
         new PutCommand({
           TableName: this.controlTable,
-          Item: { pk: READ_MODEL_POINTER_KEY, table, previous: expected, switchedAt: now },
-          ConditionExpression: expected === this.defaultTable ? 'attribute_not_exists(pk) OR #t = :e' : '#t = :e',
-          ExpressionAttributeNames: { '#t': 'table' },
-          ExpressionAttributeValues: { ':e': expected },
+          Item: { pk: READ_MODEL_POINTER_KEY, ...pointer },
+          ConditionExpression: condition,
+          ExpressionAttributeNames: names,
+          ExpressionAttributeValues: values,
         }),
       );
     } catch (e) {
@@ -88,16 +102,26 @@ export class ReadModelLocator implements ImagesTableSource {
     this.invalidate();
     return true;
   }
+
+  /** Writes start going to `next` as well, if the pointer still names `expected` (two rebuilds racing: one wins). */
+  startFilling(next: string, expected: string): Promise<boolean> {
+    return this.putPointer({ table: expected, next }, expected);
+  }
+
+  /** Reads and writes move to `next`, which the rebuild has filled (and writes kept current meanwhile). */
+  switchTo(next: string, expected: string, now = new Date().toISOString()): Promise<boolean> {
+    return this.putPointer({ table: next, previous: expected, switchedAt: now }, expected, next);
+  }
 }
 
 // ---------------------------------------------------------------------------
 
 /** The stored row: the view, without null vmId/diskDev (so the byVm index is sparse). */
-export type ImageRow = Omit<ImageView, 'vmId' | 'diskDev'> & { vmId?: number; diskDev?: string };
+export type ImageRow = Omit<ImageView, 'vmId' | 'diskDev' | 'attachedAt'> & { vmId?: number; diskDev?: string; attachedAt?: string };
 
 export const toRow = (view: ImageView): ImageRow => {
-  const { vmId, diskDev, ...rest } = view;
-  return { ...rest, ...(vmId !== null ? { vmId } : {}), ...(diskDev !== null ? { diskDev } : {}) };
+  const { vmId, diskDev, attachedAt, ...rest } = view;
+  return { ...rest, ...(vmId !== null ? { vmId } : {}), ...(diskDev !== null ? { diskDev } : {}), ...(attachedAt !== null ? { attachedAt } : {}) };
 };
 
 export const fromRow = (item: Record<string, unknown>): ImageView => {
@@ -116,6 +140,7 @@ export const fromRow = (item: Record<string, unknown>): ImageView => {
     vmId: row.vmId ?? null,
     diskDev: row.diskDev ?? null,
     version: row.version,
+    attachedAt: row.attachedAt ?? null,
   };
 };
 
@@ -135,20 +160,23 @@ export class DynamoImageReadModel implements ImageReadModel {
   async apply(event: StoredEvent): Promise<'applied' | 'stale'> {
     const view = toImageView(event.stateAfter, event.version);
     if (!view) return 'stale';
-    try {
-      await this.doc.send(
-        new PutCommand({
-          TableName: await this.source.imagesTable(),
-          Item: toRow(view),
-          ConditionExpression: 'attribute_not_exists(userId) OR version < :v',
-          ExpressionAttributeValues: { ':v': view.version },
-        }),
-      );
-      return 'applied';
-    } catch (e) {
-      if (isConditionFailed(e)) return 'stale';
-      throw e;
+    let outcome: 'applied' | 'stale' = 'stale';
+    for (const table of await this.source.imagesTables()) {
+      try {
+        await this.doc.send(
+          new PutCommand({
+            TableName: table,
+            Item: toRow(view),
+            ConditionExpression: 'attribute_not_exists(userId) OR version < :v',
+            ExpressionAttributeValues: { ':v': view.version },
+          }),
+        );
+        outcome = 'applied';
+      } catch (e) {
+        if (!isConditionFailed(e)) throw e;
+      }
     }
+    return outcome;
   }
 
   async listByOwner(userId: number, options: { limit: number; nextToken?: string; includeRevoked?: boolean }): Promise<Page<ImageView>> {

@@ -1,10 +1,15 @@
 /**
  * Rebuilds from the event log.
- * - `rebuildImages`: a fresh images table `-v<N+1>` (definition from tables.ts), every
- *   event replayed through the same `apply` the projector uses, verified against the
- *   log's stream heads, then `readmodel#images` switched to it, then a catch-up replay
- *   for events appended meanwhile. The old table is kept (delete it by hand when happy).
- * - `quotaFromLog` / `rebuildQuotaLedgers`: the exact quota use per user from the log.
+ * - `rebuildImages`: a fresh images table `-v<N+1>` (definition from tables.ts). The
+ *   pointer `readmodel#images` first names it as `next`, so every command step and the
+ *   projector write to both tables; once every writer has seen that (the locator's cache
+ *   time), the whole log is replayed into it through the same newer-only `apply` the
+ *   projector uses, it is verified against the log's heads, and only then do reads
+ *   switch to it. Writes made during the rebuild are never missing from lists. The old
+ *   table is kept (delete it by hand when happy).
+ * - `quotaFromLog` / `checkQuotaLedgers`: the exact quota use per user from the log, and
+ *   where a ledger differs from it (an audit: the ledger is written only in the same
+ *   transactions as the events, so it is never reset blindly).
  */
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { ScanCommand, paginateScan, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
@@ -24,8 +29,8 @@ export interface RebuildImagesOptions {
   /** Parallel applies (default 16). */
   concurrency?: number;
   /**
-   * Wait before the catch-up replay, so that every projector's locator cache has
-   * expired and writes to the new table (default: locator TTL + 1 s).
+   * Wait after naming the new table as `next` and before the replay, so that every
+   * writer's locator cache has expired and writes to it too (default: locator TTL + 1 s).
    */
   catchUpDelayMs?: number;
   log?: (message: string) => void;
@@ -36,7 +41,6 @@ export interface RebuildReport {
   to: string;
   events: number;
   images: number;
-  catchUp: { events: number; applied: number };
 }
 
 export class RebuildVerificationError extends Error {
@@ -130,35 +134,34 @@ export const rebuildImages = async (options: RebuildImagesOptions): Promise<Rebu
   const to = tableName(prefix, def);
   log(`creating ${to} (reads use ${from})`);
   await ensureTable(client, prefix, def);
+  if (!(await locator.startFilling(to, from))) {
+    throw new Error(`readmodel#images no longer points at ${from} (another rebuild?); ${to} was made but not filled`);
+  }
+  // Every writer re-reads the pointer within its cache time: after that, all write to both.
+  log(`writes now go to ${from} and ${to}; waiting for every writer to see it`);
+  await sleep(options.catchUpDelayMs ?? locator.ttlMs + 1_000);
 
   const model = new DynamoImageReadModel(doc, to);
   const replay = await replayInto(events, model, concurrency);
   log(`replayed ${replay.events} events of ${replay.heads.size} streams`);
 
-  // Verify: one row per stream, at the stream's head version.
-  const rows = await scanRows(doc, to);
+  // Verify: a row per stream of the log, at its head version or newer (writes go on meanwhile).
+  const rows = new Map((await scanRows(doc, to)).map((row) => [row.id as number, row]));
   const problems: string[] = [];
-  const expected = [...replay.heads].filter(([, h]) => h.state.status !== 'none');
-  if (rows.length !== expected.length) problems.push(`${rows.length} rows for ${expected.length} images`);
-  for (const row of rows) {
-    const head = replay.heads.get(streamIdOf(row.id as number));
-    if (!head) problems.push(`row for image ${String(row.id)} has no stream`);
-    else if (head.version !== row.version) problems.push(`image ${String(row.id)}: row v${String(row.version)}, stream v${head.version}`);
+  for (const [streamId, head] of replay.heads) {
+    if (head.state.status === 'none') continue;
+    const row = rows.get(head.state.image.imageId);
+    if (!row) problems.push(`${streamId}: no row`);
+    else if ((row.version as number) < head.version) problems.push(`${streamId}: row v${String(row.version)}, stream v${head.version}`);
   }
   if (problems.length > 0) throw new RebuildVerificationError(to, problems);
-  log(`verified ${rows.length} rows`);
+  log(`verified ${rows.size} rows`);
 
   if (!(await locator.switchTo(to, from))) {
-    throw new Error(`readmodel#images no longer points at ${from} (another rebuild?); ${to} was built but not switched to`);
+    throw new Error(`readmodel#images changed during the rebuild (another rebuild?); ${to} was built but not switched to`);
   }
   log(`switched readmodel#images: ${from} -> ${to}`);
-
-  // Events appended after the replay were projected into the old table by projectors
-  // that had not yet re-read the pointer: replay once more, after their caches expired.
-  await sleep(options.catchUpDelayMs ?? locator.ttlMs + 1_000);
-  const catchUp = await replayInto(events, model, concurrency, replay.heads);
-  log(`catch-up: ${catchUp.applied} newer rows`);
-  return { from, to, events: replay.events, images: rows.length, catchUp: { events: catchUp.events, applied: catchUp.applied } };
+  return { from, to, events: replay.events, images: rows.size };
 };
 
 // ---------------------------------------------------------------------------
@@ -193,23 +196,21 @@ export const quotaFromLog = async (
   return ledgers;
 };
 
-/** Sets every user's ledger to what the log says; returns the users whose ledger changed. */
-export const rebuildQuotaLedgers = async (
+/** Users whose ledger differs from the log, with both figures (an audit; nothing is written). */
+export const checkQuotaLedgers = async (
   events: Pick<EventStore, 'scanAll'>,
   ledger: DynamoQuotaLedger,
   counts: CountsAgainstQuota = notRevoked,
-): Promise<number[]> => {
-  const changed: number[] = [];
+): Promise<{ userId: number; ledgerMb: number; logMb: number }[]> => {
+  const differences: { userId: number; ledgerMb: number; logMb: number }[] = [];
   for (const [userId, images] of await quotaFromLog(events, counts)) {
     const current = await ledger.entry(userId);
+    const logMb = Object.values(images).reduce((a, b) => a + b, 0);
     const same =
       Object.keys(current.images).length === Object.keys(images).length &&
       Object.entries(images).every(([id, size]) => current.images[Number(id)] === size) &&
-      current.usedMb === Object.values(images).reduce((a, b) => a + b, 0);
-    if (!same) {
-      await ledger.reset(userId, images);
-      changed.push(userId);
-    }
+      current.usedMb === logMb;
+    if (!same) differences.push({ userId, ledgerMb: current.usedMb, logMb });
   }
-  return changed;
+  return differences;
 };

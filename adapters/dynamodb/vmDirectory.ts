@@ -1,19 +1,13 @@
 /**
  * The VM directory and its device claims: one control item per VM, `vm#<vmId>`.
- * Each claimed device is a top-level attribute `dev#<name>` = {imageId, since}, and
- * `deviceCount` counts them, so a claim is ONE conditional UpdateItem whether or not
- * the item exists yet (a SET on a nested map path fails when the map is missing, on
- * AWS and on dynalite alike). See docs/event-store.md.
+ * Each claimed device is a top-level attribute `dev#<name>` = {imageId, attachId, since},
+ * and `deviceCount` counts them, so claims are one conditional update of the item
+ * whether or not it exists yet (a SET on a nested map path fails when the map is
+ * missing). Claims and releases are written only inside command steps (vmUpdates), in
+ * the transaction that appends the event that explains them. See docs/event-store.md.
  */
 import { GetCommand, UpdateCommand, paginateScan, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import type {
-  ClaimResult,
-  DeviceClaim,
-  VmDirectory,
-  VmRecord,
-  VmState,
-  VmStateChange,
-} from '../../application/storePorts';
+import { FOREIGN_DISK, type DeviceClaim, type StepEffects, type VmDirectory, type VmRecord, type VmState, type VmStateChange } from '../../application/storePorts';
 import { isConditionFailed } from './dynamo';
 
 export const vmKey = (vmId: number): string => `vm#${vmId}`;
@@ -32,7 +26,7 @@ export const toVmRecord = (item: Record<string, unknown>): VmRecord => {
   for (const [name, value] of Object.entries(item)) {
     if (name.startsWith(DEVICE_PREFIX)) {
       const claim = value as DeviceClaim;
-      devices[name.slice(DEVICE_PREFIX.length)] = { imageId: claim.imageId, since: claim.since };
+      devices[name.slice(DEVICE_PREFIX.length)] = { imageId: claim.imageId, attachId: claim.attachId ?? 'legacy', since: claim.since };
     }
   }
   return {
@@ -42,11 +36,77 @@ export const toVmRecord = (item: Record<string, unknown>): VmRecord => {
     ...(item.domain !== undefined ? { domain: item.domain as string } : {}),
     ...(item.state !== undefined ? { state: item.state as VmState } : {}),
     ...(item.stateTime !== undefined ? { stateTime: item.stateTime as string } : {}),
+    ...(item.stopReason !== undefined ? { stopReason: item.stopReason as string } : {}),
     devices,
   };
 };
 
-const MAX_CLAIM_ROUNDS = 5;
+/** The claim a FOREIGN_DISK holds: no attach of ours explains it. */
+export const FOREIGN_ATTACH_ID = 'foreign';
+
+export interface VmUpdate {
+  vmId: number;
+  devs: string[];
+  maxDevices: number;
+  userId?: number;
+  expression: {
+    UpdateExpression: string;
+    ConditionExpression: string;
+    ExpressionAttributeNames: Record<string, string>;
+    ExpressionAttributeValues: Record<string, unknown>;
+  };
+}
+
+/**
+ * The VM item updates of a command step: one per VM (a transaction may touch an item
+ * once), with every claim and release of that VM in it. A claim needs its device free,
+ * room for it, and the VM unknown or the claimer's; a release needs the device held by
+ * that same attach.
+ */
+export const vmUpdates = (effects: StepEffects, now: string): VmUpdate[] => {
+  const byVm = new Map<number, { claims: NonNullable<StepEffects['claims']>; releases: NonNullable<StepEffects['releases']> }>();
+  const of = (vmId: number) => byVm.get(vmId) ?? byVm.set(vmId, { claims: [], releases: [] }).get(vmId)!;
+  for (const c of effects.claims ?? []) of(c.vmId).claims.push(c);
+  for (const r of effects.releases ?? []) of(r.vmId).releases.push(r);
+  return [...byVm].map(([vmId, { claims, releases }]) => {
+    const names: Record<string, string> = {};
+    const values: Record<string, unknown> = { ':delta': claims.length - releases.length, ':zero': 0 };
+    const sets = ['deviceCount = if_not_exists(deviceCount, :zero) + :delta', 'vmId = :vm'];
+    const conditions: string[] = [];
+    values[':vm'] = vmId;
+    claims.forEach((c, i) => {
+      names[`#c${i}`] = deviceAttr(c.dev);
+      values[`:c${i}`] = { imageId: c.imageId, attachId: c.attachId, since: now };
+      sets.push(`#c${i} = :c${i}`);
+      conditions.push(`attribute_not_exists(#c${i})`);
+    });
+    const first = claims[0];
+    if (first) {
+      values[':u'] = first.userId;
+      values[':room'] = first.maxDevices - claims.length;
+      sets.push('userId = if_not_exists(userId, :u)');
+      conditions.push('(attribute_not_exists(userId) OR userId = :u)', '(attribute_not_exists(deviceCount) OR deviceCount <= :room)');
+    }
+    releases.forEach((r, i) => {
+      names[`#r${i}`] = deviceAttr(r.dev);
+      values[`:r${i}`] = r.attachId;
+      conditions.push(`#r${i}.attachId = :r${i}`);
+    });
+    const removes = releases.map((_, i) => `#r${i}`);
+    return {
+      vmId,
+      devs: claims.map((c) => c.dev),
+      maxDevices: first?.maxDevices ?? 0,
+      ...(first ? { userId: first.userId } : {}),
+      expression: {
+        UpdateExpression: `SET ${sets.join(', ')}${removes.length ? ` REMOVE ${removes.join(', ')}` : ''}`,
+        ConditionExpression: conditions.join(' AND '),
+        ExpressionAttributeNames: names,
+        ExpressionAttributeValues: values,
+      },
+    };
+  });
+};
 
 export class DynamoVmDirectory implements VmDirectory {
   constructor(
@@ -64,72 +124,60 @@ export class DynamoVmDirectory implements VmDirectory {
     return item ? toVmRecord(item) : undefined;
   }
 
-  async claimDevice(vmId: number, userId: number, dev: string, imageId: number, maxDevices: number, now: string): Promise<ClaimResult> {
-    if (dev.length === 0) throw new RangeError('empty device name');
-    for (let round = 0; round < MAX_CLAIM_ROUNDS; round++) {
-      try {
-        await this.doc.send(
-          new UpdateCommand({
-            TableName: this.tableName,
-            Key: { pk: vmKey(vmId) },
-            UpdateExpression: 'SET #dev = :claim, deviceCount = if_not_exists(deviceCount, :zero) + :one, userId = if_not_exists(userId, :u), vmId = :vm',
-            ConditionExpression:
-              '(attribute_not_exists(userId) OR userId = :u) AND attribute_not_exists(#dev) AND (attribute_not_exists(deviceCount) OR deviceCount < :max)',
-            ExpressionAttributeNames: { '#dev': deviceAttr(dev) },
-            ExpressionAttributeValues: {
-              ':claim': { imageId, since: now },
-              ':zero': 0,
-              ':one': 1,
-              ':u': userId,
-              ':vm': vmId,
-              ':max': maxDevices,
-            },
-          }),
-        );
-        return { ok: true };
-      } catch (e) {
-        if (!isConditionFailed(e)) throw e;
-      }
-      // Why did it fail? Read the item (consistent) and tell.
-      const item = await this.item(vmId);
-      if (!item) continue; // cannot fail on a missing item; only if deleted meanwhile: try again
-      if (item.userId !== undefined && item.userId !== userId) return { ok: false, reason: 'other_owner' };
-      const holder = item[deviceAttr(dev)] as DeviceClaim | undefined;
-      if (holder) return holder.imageId === imageId ? { ok: true } : { ok: false, reason: 'taken' };
-      if (typeof item.deviceCount === 'number' && item.deviceCount >= maxDevices) return { ok: false, reason: 'full' };
-      // The item changed between the write and the read (a release): try again.
+  async claimForeignDisk(vmId: number, userId: number, dev: string, now: string): Promise<boolean> {
+    try {
+      await this.doc.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: { pk: vmKey(vmId) },
+          UpdateExpression: 'SET #dev = :claim, deviceCount = if_not_exists(deviceCount, :zero) + :one, userId = if_not_exists(userId, :u), vmId = :vm',
+          ConditionExpression: 'attribute_not_exists(#dev)',
+          ExpressionAttributeNames: { '#dev': deviceAttr(dev) },
+          ExpressionAttributeValues: { ':claim': { imageId: FOREIGN_DISK, attachId: FOREIGN_ATTACH_ID, since: now }, ':zero': 0, ':one': 1, ':u': userId, ':vm': vmId },
+        }),
+      );
+      return true;
+    } catch (e) {
+      if (isConditionFailed(e)) return false;
+      throw e;
     }
-    return { ok: false, reason: 'taken' };
   }
 
-  async releaseDevice(vmId: number, dev: string, imageId: number): Promise<void> {
+  async releaseForeignDisk(vmId: number, dev: string): Promise<void> {
     try {
       await this.doc.send(
         new UpdateCommand({
           TableName: this.tableName,
           Key: { pk: vmKey(vmId) },
           UpdateExpression: 'REMOVE #dev SET deviceCount = deviceCount - :one',
-          ConditionExpression: '#dev.imageId = :img',
+          ConditionExpression: '#dev.imageId = :foreign',
           ExpressionAttributeNames: { '#dev': deviceAttr(dev) },
-          ExpressionAttributeValues: { ':img': imageId, ':one': 1 },
+          ExpressionAttributeValues: { ':foreign': FOREIGN_DISK, ':one': 1 },
         }),
       );
     } catch (e) {
-      if (!isConditionFailed(e)) throw e; // held by another image, or free already: nothing to do
+      if (!isConditionFailed(e)) throw e; // taken by an attach since, or free already
     }
   }
 
   async recordState(change: VmStateChange): Promise<{ applied: boolean; record: VmRecord }> {
     const time = normalizeTime(change.time);
+    // A migrated VM runs on, on its new host: the old host's stop changes nothing.
+    if (change.state === 'stopped' && change.reason === 'migrated') return { applied: false, record: await this.recordOf(change.vmId) };
+    const stop = change.state === 'stopped';
     try {
       const out = await this.doc.send(
         new UpdateCommand({
           TableName: this.tableName,
           Key: { pk: vmKey(change.vmId) },
           UpdateExpression:
-            'SET #state = :state, hostId = :host, #domain = :domain, stateTime = :t, userId = :u, vmId = :vm, deviceCount = if_not_exists(deviceCount, :zero)',
-          // Redelivered (equal time) and older events change nothing.
-          ConditionExpression: 'attribute_not_exists(stateTime) OR stateTime < :t',
+            'SET #state = :state, hostId = :host, #domain = :domain, stateTime = :t, userId = :u, vmId = :vm, deviceCount = if_not_exists(deviceCount, :zero)' +
+            (stop ? ', stopReason = :reason' : ' REMOVE stopReason'),
+          // Redelivered (equal time) and older events change nothing; a stop counts only
+          // from the host the VM is recorded on (after a migration the old host may report late).
+          ConditionExpression: stop
+            ? '(attribute_not_exists(stateTime) OR stateTime < :t) AND (attribute_not_exists(hostId) OR hostId = :host)'
+            : 'attribute_not_exists(stateTime) OR stateTime < :t',
           ExpressionAttributeNames: { '#state': 'state', '#domain': 'domain' },
           ExpressionAttributeValues: {
             ':state': change.state,
@@ -139,6 +187,7 @@ export class DynamoVmDirectory implements VmDirectory {
             ':u': change.userId,
             ':vm': change.vmId,
             ':zero': 0,
+            ...(stop ? { ':reason': change.reason ?? 'stopped' } : {}),
           },
           ReturnValues: 'ALL_NEW',
         }),
@@ -147,9 +196,12 @@ export class DynamoVmDirectory implements VmDirectory {
     } catch (e) {
       if (!isConditionFailed(e)) throw e;
     }
-    const item = await this.item(change.vmId);
-    if (!item) throw new Error(`vm#${change.vmId} vanished while recording its state`);
-    return { applied: false, record: toVmRecord(item) };
+    return { applied: false, record: await this.recordOf(change.vmId) };
+  }
+
+  private async recordOf(vmId: number): Promise<VmRecord> {
+    const item = await this.item(vmId);
+    return item ? toVmRecord(item) : { vmId, userId: 0, devices: {} };
   }
 
   async list(): Promise<VmRecord[]> {

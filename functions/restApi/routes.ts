@@ -63,8 +63,9 @@ const bootDisksBody = z
 
 const imageId = (request: RouteRequest): number => parseId(request.params.id, 'id');
 
-const historyOf = (events: StoredEvent[]) => ({
-  items: events.map((e) => ({ type: e.type, version: e.version, time: e.time, cause: e.cause, data: e.data })),
+const historyOf = (page: { items: StoredEvent[]; nextToken?: string }) => ({
+  items: page.items.map((e) => ({ type: e.type, version: e.version, time: e.time, cause: e.cause, data: e.data })),
+  ...(page.nextToken ? { nextToken: page.nextToken } : {}),
 });
 
 /** The boot-time route is for the portal service that creates VMs, or an admin. */
@@ -100,7 +101,7 @@ export const ROUTES: Route[] = [
   {
     method: 'GET',
     path: '/storage-images/{id}/history',
-    run: async (r) => ok(historyOf(await images.getHistory(r.deps, imageId(r), userActorOf(r.caller)))),
+    run: async (r) => ok(historyOf(await images.getHistory(r.deps, imageId(r), userActorOf(r.caller), parsePage(r.query)))),
   },
   {
     method: 'PATCH',

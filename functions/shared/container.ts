@@ -71,7 +71,7 @@ export const buildContainer = (
   const { hypervisor, storage } = (overrides.hosts ?? hostsFactory)(config);
 
   const deps: ServiceDeps = {
-    events: new DynamoEventStore(doc, names.events),
+    events: new DynamoEventStore(doc, names.events, names.control, readModelLocator),
     readModel: new DynamoImageReadModel(doc, readModelLocator),
     vms: new DynamoVmDirectory(doc, names.control),
     quota: new DynamoQuotaLedger(doc, names.control),

@@ -141,18 +141,47 @@ export const httpStack = (route: (event: HttpEvent, context: Context) => Promise
   if (options.idempotencyStore) {
     const persistenceStore = lazyPersistence(options.idempotencyStore);
     stack.use(readsSkipIdempotency).use(
-      makeHandlerIdempotent({
-        persistenceStore,
-        config: new IdempotencyConfig({
-          eventKeyJmesPath: IDEMPOTENCY_KEY_PATH,
-          payloadValidationJmesPath: 'body',
-          throwOnNoIdempotencyKey: false,
-          expiresAfterSeconds: 24 * 3600,
+      refusalKeepsTheRecord(
+        makeHandlerIdempotent({
+          persistenceStore,
+          config: new IdempotencyConfig({
+            eventKeyJmesPath: IDEMPOTENCY_KEY_PATH,
+            payloadValidationJmesPath: 'body',
+            throwOnNoIdempotencyKey: false,
+            expiresAfterSeconds: 24 * 3600,
+          }),
         }),
-      }),
+      ),
     );
   }
   return stack.handler(route);
+};
+
+type Idempotency = ReturnType<typeof makeHandlerIdempotent>;
+
+/**
+ * Powertools issue #5675 (fixed upstream in PR #5676, in no release up to 2.35.0): when
+ * its own `before` refuses a request (a duplicate still in progress: 409; the key reused
+ * with another body: 422), its `onError` then deletes the idempotency record of the
+ * ORIGINAL request, so the original's retry ran a second time. A request refused in
+ * `before` never saved a record of its own: its errors skip that `onError`.
+ */
+const refusalKeepsTheRecord = (idempotency: Idempotency): Idempotency => {
+  const refused = new WeakSet<object>();
+  return {
+    before: async (request) => {
+      try {
+        return await idempotency.before!(request);
+      } catch (error) {
+        refused.add(request);
+        throw error;
+      }
+    },
+    after: idempotency.after,
+    onError: async (request) => {
+      if (!refused.has(request)) await idempotency.onError!(request);
+    },
+  } as Idempotency;
 };
 
 /** Builds the persistence layer on first use (its DynamoDB client included). */

@@ -16,7 +16,7 @@ const logger = serviceLogger();
 
 export const handleVmEvent = async (event: VmEventEnvelope) => {
   const { change, reason } = parseVmEvent(event);
-  const result = await onVmStateChange(container().deps, change, reason);
+  const result = await onVmStateChange(container().deps, { ...change, ...(reason ? { reason } : {}) });
   logger.info('vm state change', { vmId: change.vmId, state: change.state, reason, applied: result.applied, detached: result.detached });
   return result;
 };

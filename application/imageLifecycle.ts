@@ -1,0 +1,55 @@
+/**
+ * Create, edit, revoke: one command step each. Create and revoke carry the quota entry
+ * in the same transaction as their event, so the ledger is exact whatever interleaves.
+ * The disk file is made and removed afterwards by the disk-file reaction (diskFiles.ts).
+ */
+import type { DiskController, Filesystem } from '../domain/catalog';
+import { fail } from '../domain/errors';
+import { initialState, type Actor } from '../domain/storageImage';
+import { handleCommand } from './commandHandling';
+import { contextOf, viewOf, type ServiceDeps } from './service';
+import { QuotaExceededError, type ImageView } from './storePorts';
+
+export interface CreateInput {
+  name: string;
+  description: string;
+  diskController: DiskController;
+  filesystem: Filesystem;
+  sizeMb: number;
+}
+
+/** One transaction: Created, its head and row, and the quota entry (refused over the limit). */
+export const createImage = async (deps: ServiceDeps, input: CreateInput, actor: Actor & { userId: number }): Promise<ImageView> => {
+  const ctx = contextOf(deps, actor);
+  const limitMb = deps.config.defaultQuotaMb;
+  const imageId = await deps.ids.nextImageId();
+  try {
+    // The id was just handed out, so the stream is empty: no load.
+    const result = await handleCommand(deps, imageId, { type: 'CreateStorageImage', imageId, ...input }, ctx, {
+      loaded: { version: 0, state: initialState() },
+      effects: () => ({ quota: { reserve: { userId: actor.userId, imageId, sizeMb: input.sizeMb, limitMb } } }),
+    });
+    return viewOf(result.state, result.version);
+  } catch (error) {
+    if (!(error instanceof QuotaExceededError)) throw error;
+    return fail('user_storage_limit', `Storage quota exceeded: ${error.usedMb} MB used of ${limitMb} MB, ${input.sizeMb} MB asked.`);
+  }
+};
+
+export const editImage = async (
+  deps: ServiceDeps,
+  imageId: number,
+  changes: { name?: string; description?: string; diskController?: DiskController },
+  actor: Actor,
+): Promise<ImageView> => {
+  const result = await handleCommand(deps, imageId, { type: 'EditStorageImage', ...changes }, contextOf(deps, actor));
+  return viewOf(result.state, result.version);
+};
+
+/** One transaction: Revoked and the quota entry released. The file goes afterwards (diskFiles.ts). */
+export const revokeImage = async (deps: ServiceDeps, imageId: number, actor: Actor): Promise<ImageView> => {
+  const result = await handleCommand(deps, imageId, { type: 'RevokeStorageImage' }, contextOf(deps, actor), {
+    effects: ({ after }) => (after.status === 'locked' ? { quota: { release: { userId: after.image.userId, imageId, sizeMb: after.image.sizeMb } } } : {}),
+  });
+  return viewOf(result.state, result.version);
+};
