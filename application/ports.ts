@@ -73,6 +73,8 @@ export interface StorageHost {
   readonly storageIds: readonly string[];
   /** Free space (MiB) of that storage's folder, as its host sees it. */
   freeSpaceMb(storage: string): Promise<number>;
+  /** The mkfs programs (`mkfs.ext4`, ...) that storage's host has, as CreateDiskFile would find them. */
+  mkfsTools(storage: string): Promise<string[]>;
   createDiskFile(request: CreateDiskFileRequest): Promise<void>;
   deleteDiskFile(request: DiskFileRef): Promise<void>;
   /** The path a hypervisor sees for this image: `<its storage's path>/<user id>/<image id>`. */

@@ -22,6 +22,35 @@ export const FILESYSTEMS = [
 ] as const;
 export type Filesystem = (typeof FILESYSTEMS)[number]['name'];
 
+/** The program that makes a filesystem, and the Debian package that ships it. */
+export interface MkfsTool {
+  tool: string;
+  debianPackage: string;
+}
+
+/**
+ * What each filesystem needs on the storage host (raw needs nothing but `truncate`).
+ * The storage host reports which of these tools it has (CC1-StorageTools), and a
+ * filesystem whose tool is missing is refused when asked for (SPEC 4.5).
+ */
+export const MKFS_TOOLS: Record<Filesystem, MkfsTool | undefined> = {
+  raw: undefined,
+  fat32: { tool: 'mkfs.vfat', debianPackage: 'dosfstools' },
+  ext4: { tool: 'mkfs.ext4', debianPackage: 'e2fsprogs' },
+  reiserfs: { tool: 'mkfs.reiserfs', debianPackage: 'reiserfsprogs' },
+  xfs: { tool: 'mkfs.xfs', debianPackage: 'xfsprogs' },
+  ntfs: { tool: 'mkfs.ntfs', debianPackage: 'ntfs-3g' },
+};
+
+/** Every mkfs tool of the catalogue, once each. */
+export const ALL_MKFS_TOOLS: readonly string[] = [...new Set(Object.values(MKFS_TOOLS).flatMap((t) => (t ? [t.tool] : [])))];
+
+/** Whether a host that has `tools` (program names) can make `filesystem`. */
+export const canMake = (filesystem: Filesystem, tools: ReadonlySet<string>): boolean => {
+  const needed = MKFS_TOOLS[filesystem];
+  return needed === undefined || tools.has(needed.tool);
+};
+
 export const IMAGE_STATES = [
   { id: 0, name: 'ok' },
   { id: 1, name: 'locked' },

@@ -24,6 +24,10 @@ export const ERROR_CODES = {
   storage_image_detach: 409,
   concurrency_conflict: 409,
   idempotency_in_progress: 409,
+  // The request is valid, but no storage host has the filesystem's mkfs tool: a conflict
+  // with the deployment's current state (installing the package makes the same request
+  // succeed), not a malformed request, hence 409 and not 400.
+  filesystem_unavailable: 409,
   idempotency_key_reused: 422,
   // The hypervisor or storage host could not be reached or did not answer in time
   hypervisor_unavailable: 503,

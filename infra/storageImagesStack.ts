@@ -48,8 +48,12 @@ const acknowledgeListStreams = (f: Cc1Function): void =>
       'reading records (GetRecords, GetShardIterator, DescribeStream) stays limited to the events table stream ARN.',
   });
 
-/** Documents each caller may run: hypervisor work for the APIs, file work for diskFiles, all for the reconciler. */
-const HYPERVISOR_DOCUMENTS: DocumentKey[] = ['attachDisk', 'detachDisk', 'listDisks'];
+/**
+ * Documents each caller may run: hypervisor work for the APIs (and the storage hosts'
+ * tool report, for GET /filesystems and refusing a filesystem at create), file work
+ * for diskFiles, all for the reconciler.
+ */
+const API_DOCUMENTS: DocumentKey[] = ['attachDisk', 'detachDisk', 'listDisks', 'storageTools'];
 const STORAGE_DOCUMENTS: DocumentKey[] = ['storageFreeSpace', 'createDiskFile', 'deleteDiskFile'];
 
 /**
@@ -140,8 +144,8 @@ export class StorageImagesStack extends Stack {
     controlTable.grantReadData(projector.role); // which images generation is in use / being rebuilt
     this.grantImagesTables(projector, 'readWrite');
 
-    grantHostCommands(restApi.role, documents, HYPERVISOR_DOCUMENTS, hostTag);
-    grantHostCommands(cc1Api.role, documents, HYPERVISOR_DOCUMENTS, hostTag);
+    grantHostCommands(restApi.role, documents, API_DOCUMENTS, hostTag);
+    grantHostCommands(cc1Api.role, documents, API_DOCUMENTS, hostTag);
     grantHostCommands(diskFiles.role, documents, STORAGE_DOCUMENTS, hostTag);
     grantHostCommands(reconciler.role, documents, allDocuments, hostTag);
 

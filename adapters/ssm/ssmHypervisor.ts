@@ -107,6 +107,12 @@ export class SsmHypervisor extends SsmRunner implements Hypervisor {
   }
 }
 
+/** Lines `CC1_MKFS=<tool>` from the StorageTools document, then its end marker. */
+export function parseMkfsTools(stdout: string, storage: string): string[] {
+  if (!/^CC1_TOOLS_END$/m.test(stdout)) throw new HostCommandError('failed', `list the mkfs tools of storage ${storage}: no end marker`, stdout);
+  return [...stdout.matchAll(/^CC1_MKFS=(\S+)$/gm)].map((m) => m[1]!);
+}
+
 /** Lines `CC1_DISK<TAB>type<TAB>device<TAB>target<TAB>source` from the ListDisks document. */
 export function parseDiskList(stdout: string): AttachedDisk[] {
   return stdout
@@ -139,6 +145,12 @@ export class SsmStorageHost extends SsmRunner implements StorageHost {
     const m = /^CC1_FREE_MB=([0-9]+)$/m.exec(stdout);
     if (!m) throw new HostCommandError('failed', `read the free space of storage ${storage}: no CC1_FREE_MB line`, stdout);
     return Number(m[1]);
+  }
+
+  async mkfsTools(storage: string): Promise<string[]> {
+    const { hostId } = storageOf(this.storages, storage);
+    const { stdout } = await this.run('storageTools', hostId, {}, `list the mkfs tools of storage ${storage}`);
+    return parseMkfsTools(stdout, storage);
   }
 
   async createDiskFile(r: CreateDiskFileRequest): Promise<void> {

@@ -4,12 +4,12 @@
  * HTTP 200 with `{status, data}`; a refusal carries the CC1 error code in `status`.
  */
 import { z } from 'zod';
+import { filesystemAvailability } from '../../application/filesystemSupport';
 import * as images from '../../application/storageImages';
 import type { ServiceDeps } from '../../application/storageImages';
 import type { ImageView } from '../../application/storePorts';
 import {
   DISK_CONTROLLERS,
-  FILESYSTEMS,
   diskControllerById,
   diskControllerId,
   filesystemById,
@@ -164,8 +164,10 @@ export const USER_FUNCTIONS: Record<string, Cc1Function> = {
   },
   get_filesystems: async (r) => {
     actorFor(r, parseBody(schemas.get_filesystems, r.body).caller_id);
-    // CC1 returned its settings dict: name -> id.
-    return Object.fromEntries(FILESYSTEMS.map(({ id, name }) => [name, id]));
+    // CC1 returned its settings dict, name -> id, and portals offer every key. A flag
+    // would break that shape, so the dict holds only what this deployment can make.
+    const filesystems = await filesystemAvailability(r.deps.storage);
+    return Object.fromEntries(filesystems.filter((f) => f.available).map(({ id, name }) => [name, id]));
   },
 };
 

@@ -4,10 +4,11 @@
  * local HTTP server and by the OpenAPI test.
  */
 import { z } from 'zod';
+import { filesystemAvailability } from '../../application/filesystemSupport';
 import * as images from '../../application/storageImages';
 import type { ServiceDeps } from '../../application/storageImages';
 import type { StoredEvent } from '../../application/storePorts';
-import { DISK_CONTROLLERS, FILESYSTEMS } from '../../domain/catalog';
+import { DISK_CONTROLLERS } from '../../domain/catalog';
 import { DomainError } from '../../domain/errors';
 import { DESCRIPTION_MAX } from '../../domain/storageImage';
 import { requireAdmin, userActorOf, type Caller } from '../shared/identity';
@@ -131,7 +132,7 @@ export const ROUTES: Route[] = [
   {
     method: 'GET',
     path: '/filesystems',
-    run: async () => ok({ items: FILESYSTEMS.map(({ id, name }) => ({ id, name })) }),
+    run: async ({ deps }) => ok({ items: await filesystemAvailability(deps.storage) }),
   },
   {
     method: 'GET',

@@ -52,6 +52,7 @@ const noHostsHere = (config: RuntimeConfig): Hosts => {
     storage: {
       storageIds: storages.map((s) => s.id),
       freeSpaceMb: refuse,
+      mkfsTools: refuse,
       createDiskFile: refuse,
       deleteDiskFile: refuse,
       pathOf: (ref) => diskFilePath(storages, ref),

@@ -34,6 +34,7 @@ export const hostsOverSsm = (config: RuntimeConfig, client?: SSMClient): Hosts =
   const storagePort: StorageHost = {
     storageIds: storages.map((s) => s.id),
     freeSpaceMb: (storage) => st().freeSpaceMb(storage),
+    mkfsTools: (storage) => st().mkfsTools(storage),
     createDiskFile: (request) => st().createDiskFile(request),
     deleteDiskFile: (request) => st().deleteDiskFile(request),
     pathOf: (ref) => diskFilePath(storages, ref),

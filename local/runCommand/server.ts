@@ -28,6 +28,8 @@ export interface LocalInstance {
   virsh?: 'libvirt' | 'simulated';
   /** State file of the simulated virsh. Default: in the OS temp folder, per instance. */
   simulatedStateFile?: string;
+  /** PATH of the host's shell (default: this process's), e.g. one without parted or mkfs.vfat. */
+  path?: string;
 }
 
 export interface LocalRunCommandOptions {
@@ -157,9 +159,10 @@ export async function startLocalRunCommand(options: LocalRunCommandOptions): Pro
   function environment(instanceId: string, instance: LocalInstance, values: Record<string, string>): NodeJS.ProcessEnv {
     const env: NodeJS.ProcessEnv = { ...process.env, AWS_SSM_INSTANCE_ID: instanceId, AWS_SSM_REGION_NAME: 'us-east-1' };
     for (const [name, value] of Object.entries(values)) env[`SSM_${name}`] = value;
+    if (instance.path !== undefined) env.PATH = instance.path;
     if (instance.virsh === 'simulated') {
       // The simulated virsh is a node script: make sure this node is found too.
-      env.PATH = [SIMULATED_VIRSH_DIR, dirname(process.execPath), process.env.PATH ?? ''].join(':');
+      env.PATH = [SIMULATED_VIRSH_DIR, dirname(process.execPath), env.PATH ?? ''].join(':');
       env[SIMULATED_STATE_ENV] = instance.simulatedStateFile ?? join(tmpdir(), `cc1-simulated-virsh-${instanceId}.json`);
     }
     return env;

@@ -7,6 +7,7 @@
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { startE2eStack, waitFor, type E2eStack } from '../support/e2eStack';
+import { onPath } from '../support/freshPath';
 
 jest.setTimeout(60_000);
 
@@ -47,13 +48,14 @@ describe('catalogues', () => {
     ]);
     const fs = await stack.rest('GET', '/filesystems', { token: alice });
     expect(fs.status).toBe(200);
+    // `available`: whether the stack (this PATH) has the mkfs tool; fresh-machine.e2e hides some.
     expect(fs.body.items).toEqual([
-      { id: 0, name: 'raw' },
-      { id: 2, name: 'fat32' },
-      { id: 5, name: 'ext4' },
-      { id: 6, name: 'reiserfs' },
-      { id: 7, name: 'xfs' },
-      { id: 8, name: 'ntfs' },
+      { id: 0, name: 'raw', available: true },
+      { id: 2, name: 'fat32', available: onPath('mkfs.vfat') },
+      { id: 5, name: 'ext4', available: onPath('mkfs.ext4') },
+      { id: 6, name: 'reiserfs', available: onPath('mkfs.reiserfs') },
+      { id: 7, name: 'xfs', available: onPath('mkfs.xfs') },
+      { id: 8, name: 'ntfs', available: onPath('mkfs.ntfs') },
     ]);
   });
 });

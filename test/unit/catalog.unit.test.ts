@@ -2,10 +2,14 @@
  * CC1's catalogues and error codes: the integer ids on CC1's wire and the HTTP
  * statuses of our REST API. These are contracts with existing portals.
  */
+import { DOCUMENTS } from '../../adapters/ssm/documents';
 import {
+  ALL_MKFS_TOOLS,
   DISK_CONTROLLERS,
   FILESYSTEMS,
   IMAGE_STATES,
+  MKFS_TOOLS,
+  canMake,
   diskControllerById,
   diskControllerId,
   filesystemById,
@@ -77,6 +81,30 @@ describe('filesystems: CC1 ids', () => {
   });
 });
 
+describe('filesystems: the tool and Debian package each needs', () => {
+  test('the whole table', () => {
+    expect(MKFS_TOOLS).toEqual({
+      raw: undefined,
+      ext4: { tool: 'mkfs.ext4', debianPackage: 'e2fsprogs' },
+      fat32: { tool: 'mkfs.vfat', debianPackage: 'dosfstools' },
+      xfs: { tool: 'mkfs.xfs', debianPackage: 'xfsprogs' },
+      reiserfs: { tool: 'mkfs.reiserfs', debianPackage: 'reiserfsprogs' },
+      ntfs: { tool: 'mkfs.ntfs', debianPackage: 'ntfs-3g' },
+    });
+  });
+  test('raw needs nothing; the others their tool', () => {
+    const fresh = new Set(['mkfs.ext4']);
+    expect(FILESYSTEMS.filter((f) => canMake(f.name, fresh)).map((f) => f.name)).toEqual(['raw', 'ext4']);
+    expect(FILESYSTEMS.every((f) => canMake(f.name, new Set(ALL_MKFS_TOOLS)))).toBe(true);
+  });
+  test('CreateDiskFile runs exactly the tools StorageTools reports', () => {
+    const create = DOCUMENTS.createDiskFile.content.mainSteps[0]!.inputs.runCommand.join('\n');
+    const report = DOCUMENTS.storageTools.content.mainSteps[0]!.inputs.runCommand.join('\n');
+    expect([...create.matchAll(/\b(mkfs\.[a-z0-9]+) /g)].map((m) => m[1]).sort()).toEqual([...ALL_MKFS_TOOLS].sort());
+    for (const tool of ALL_MKFS_TOOLS) expect(report).toContain(` ${tool}`);
+  });
+});
+
 describe('image states: CC1 ids', () => {
   test.each([
     ['ok', 0],
@@ -119,6 +147,7 @@ describe('error codes -> HTTP status', () => {
     storage_image_detach: 409,
     concurrency_conflict: 409,
     idempotency_in_progress: 409,
+    filesystem_unavailable: 409,
     idempotency_key_reused: 422,
     hypervisor_unavailable: 503,
   };

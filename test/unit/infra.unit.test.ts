@@ -446,9 +446,9 @@ describe('the stack with its defaults (a Cognito user pool)', () => {
         statementsOf(t, name)
           .filter((s) => actionsOf(s).includes('ssm:SendCommand') && !s.Condition)
           .flatMap((s) => [s.Resource].flat());
-      const hypervisor = ['attachDisk', 'detachDisk', 'listDisks'].map((k) => documentArn(docId(k)));
-      expect(docsOf('restApi')).toEqual(hypervisor);
-      expect(docsOf('cc1Api')).toEqual(hypervisor);
+      const api = ['attachDisk', 'detachDisk', 'listDisks', 'storageTools'].map((k) => documentArn(docId(k)));
+      expect(docsOf('restApi')).toEqual(api);
+      expect(docsOf('cc1Api')).toEqual(api);
       expect(docsOf('diskFiles')).toEqual(['storageFreeSpace', 'createDiskFile', 'deleteDiskFile'].map((k) => documentArn(docId(k))));
       expect(docsOf('reconciler')).toHaveLength(Object.keys(DOCUMENTS).length);
       for (const name of ['vmEvents', 'projector']) {

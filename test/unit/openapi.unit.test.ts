@@ -6,6 +6,7 @@
 import { spawnSync } from 'node:child_process';
 import Ajv2020 from 'ajv/dist/2020';
 import addFormats from 'ajv-formats';
+import type { StorageHost } from '../../application/ports';
 import { toImageView } from '../../application/views';
 import { DISK_CONTROLLERS, FILESYSTEMS, IMAGE_STATES } from '../../domain/catalog';
 import { DomainError, ERROR_CODES } from '../../domain/errors';
@@ -197,9 +198,12 @@ describe('docs/openapi.yaml', () => {
     });
 
     test('catalogue replies of the handler fit their schemas', async () => {
+      // GET /filesystems asks the storage host for its tools: one that has mkfs.ext4 only.
+      const storage = { storageIds: ['default'], mkfsTools: async () => ['mkfs.ext4'] } as unknown as StorageHost;
+      const deps = { storage } as RouteRequest['deps'];
       for (const [path, name] of [['/disk-controllers', 'DiskControllerList'], ['/filesystems', 'FilesystemList']] as const) {
         const route = ROUTES.find((r) => r.method === 'GET' && r.path === path)!;
-        const reply = await route.run({ caller: { userId: 1, isAdmin: false, isPortal: false }, params: {}, query: {}, body: undefined, deps: {} as RouteRequest['deps'] });
+        const reply = await route.run({ caller: { userId: 1, isAdmin: false, isPortal: false }, params: {}, query: {}, body: undefined, deps });
         expect(schema(name)(reply.body)).toBe(true);
       }
     });

@@ -169,6 +169,20 @@ describe('several storages', () => {
     ]);
   });
 
+  it('mkfs tools: the CC1_MKFS lines of that storage host; no end marker is a failure', async () => {
+    ssm.on(GetCommandInvocationCommand).resolves({
+      Status: 'Success',
+      ResponseCode: 0,
+      StandardOutputContent: 'CC1_MKFS=mkfs.ext4\nCC1_MKFS=mkfs.xfs\nCC1_TOOLS_END\n',
+    });
+    await expect(storage.mkfsTools('big')).resolves.toEqual(['mkfs.ext4', 'mkfs.xfs']);
+    const input = ssm.commandCalls(SendCommandCommand)[0]!.args[0].input;
+    expect([input.DocumentName, input.InstanceIds, input.Parameters]).toEqual(['CC1-StorageTools', ['mi-0bbbbbbbbbbbbbbbb'], {}]);
+    ssm.on(GetCommandInvocationCommand).resolves({ Status: 'Success', ResponseCode: 0, StandardOutputContent: 'CC1_MKFS=mkfs.ext4\n' });
+    const [kind] = await kindOf(storage.mkfsTools('big'));
+    expect(kind).toBe('failed');
+  });
+
   it('free space without the marker line is a failure', async () => {
     ssm.on(GetCommandInvocationCommand).resolves({ Status: 'Success', ResponseCode: 0, StandardOutputContent: 'hello' });
     const [kind] = await kindOf(storage.freeSpaceMb('default'));

@@ -11,6 +11,7 @@
  * - exit codes tell the adapter what went wrong (see EXIT below), and a marker line
  *   `CC1_ERROR=<kind>: ...` on stderr says the same for humans reading the logs.
  */
+import { ALL_MKFS_TOOLS } from '../../../domain/catalog';
 import { PATTERNS } from '../patterns';
 
 export interface SsmParameter {
@@ -92,6 +93,31 @@ if [ "$persistent" = yes ]; then config='--config'; fi`;
 const sourceOf = `
 source_of() {
   v domblklist "$SSM_Domain" --details | awk -v dev="$1" 'NR > 2 && $3 == dev { print $4 }'
+}`;
+
+/**
+ * write_msdos_label FILE: the msdos partition table that CC1's
+ * `parted -s mklabel msdos; parted -s mkpart primary 1048576b 100%` wrote, with
+ * printf and dd only (coreutils; a fresh Debian has no parted). Bytes 440..461 and
+ * 510..511 of the MBR: a random disk signature, one primary partition from sector 2048
+ * (1 MiB) to the last sector, its type by filesystem (0x0c FAT32 LBA, 0x07 NTFS, 0x83
+ * Linux), and the boot signature 0x55AA. CHS fields as parted writes them for a file
+ * (4 heads, 32 sectors, capped at 1023/3/32); readers use the LBA fields. No boot code:
+ * a data disk is never booted. POSIX printf has no \x, so bytes are octal escapes.
+ */
+const msdosLabel = `
+byte() { printf '\\\\%03o' "$1"; }
+le32() { byte $(( $1 & 255 )); byte $(( $1 >> 8 & 255 )); byte $(( $1 >> 16 & 255 )); byte $(( $1 >> 24 & 255 )); }
+write_msdos_label() {
+  sectors=$(( $(stat -c %s "$1") / 512 ))
+  last=$(( sectors - 1 ))
+  c=$(( last / 128 )); h=$(( last / 32 % 4 )); s=$(( last % 32 + 1 ))
+  if [ "$c" -gt 1023 ]; then c=1023; h=3; s=32; fi
+  case "$SSM_Filesystem" in fat32) type=12;; ntfs) type=7;; *) type=131;; esac
+  sig=$(od -An -N4 -tu4 /dev/urandom | tr -d ' ') || return 1
+  entry="\\\\000\\\\000\\\\001\\\\020$(byte "$type")$(byte "$h")$(byte $(( s | (c >> 2 & 192) )))$(byte $(( c & 255 )))$(le32 2048)$(le32 $(( sectors - 2048 )))"
+  printf "$(le32 "$sig")\\\\000\\\\000$entry" | dd of="$1" bs=1 seek=440 conv=notrunc status=none || return 1
+  printf '\\125\\252' | dd of="$1" bs=1 seek=510 conv=notrunc status=none
 }`;
 
 // ---- the documents ----
@@ -236,9 +262,12 @@ fi
 # half-made file under the final name.
 tmp="$dir/.$SSM_ImageId.tmp.$$"
 trap 'rm -f "$tmp" "$tmp.fs"' EXIT
+${msdosLabel}
 truncate -s "\${SSM_SizeMb}M" "$tmp" || fail "truncate $tmp"
 if [ "$SSM_Filesystem" != raw ]; then
   [ "$SSM_SizeMb" -ge 2 ] || fail "a $SSM_Filesystem disk needs at least 2 MiB"
+  # An msdos partition counts sectors in 32 bits: at most 2 TiB (parted refused more too).
+  [ $(( bytes / 512 - 2048 )) -le 4294967295 ] || fail "a $SSM_Filesystem disk holds at most 2097152 MiB (msdos partition table)"
   truncate -s "$(( SSM_SizeMb - 1 ))M" "$tmp.fs" || fail "truncate $tmp.fs"
   case "$SSM_Filesystem" in
     fat32) out=$(mkfs.vfat "$tmp.fs" 2>&1);;
@@ -248,8 +277,7 @@ if [ "$SSM_Filesystem" != raw ]; then
     ntfs) out=$(mkfs.ntfs -Q -F "$tmp.fs" 2>&1);;
   esac || fail "mkfs $SSM_Filesystem: $out"
   dd if="$tmp.fs" of="$tmp" bs=1M seek=1 conv=notrunc,sparse status=none || fail "dd into $tmp"
-  out=$(parted -s "$tmp" mklabel msdos 2>&1) || fail "parted mklabel: $out"
-  out=$(parted -s "$tmp" mkpart primary 1048576b 100% 2>&1) || fail "parted mkpart: $out"
+  write_msdos_label "$tmp" || fail "write the partition table of $tmp"
 fi
 mv -f "$tmp" "$final" || fail "rename into $final"
 echo "CC1_OK: created $final ($SSM_SizeMb MiB, $SSM_Filesystem)"
@@ -304,8 +332,34 @@ echo "CC1_FREE_MB=$free"
   ],
 };
 
+// The tool names go into the script as words: they come from the catalogue, never from
+// a request, and this check keeps it that way.
+const mkfsTools = ALL_MKFS_TOOLS.map((tool) => {
+  if (!/^mkfs\.[a-z0-9]+$/.test(tool)) throw new Error(`not a mkfs tool name: ${tool}`);
+  return tool;
+});
+
+const storageTools: SsmCommandDocument = {
+  schemaVersion: '2.2',
+  description: 'CC1: print the mkfs tools the storage host has (as CreateDiskFile finds them, on PATH), one line CC1_MKFS=<tool> each.',
+  parameters: {},
+  mainSteps: [
+    step(
+      'storageTools',
+      `
+for tool in ${mkfsTools.join(' ')}; do
+  if command -v "$tool" >/dev/null 2>&1; then echo "CC1_MKFS=$tool"; fi
+done
+# The end marker tells "no tool" from a truncated or foreign output.
+echo "CC1_TOOLS_END"
+`,
+      60,
+    ),
+  ],
+};
+
 /** Keys the adapters use; the deployed document names come from configuration. */
-export type DocumentKey = 'attachDisk' | 'detachDisk' | 'listDisks' | 'createDiskFile' | 'deleteDiskFile' | 'storageFreeSpace';
+export type DocumentKey = 'attachDisk' | 'detachDisk' | 'listDisks' | 'createDiskFile' | 'deleteDiskFile' | 'storageFreeSpace' | 'storageTools';
 
 /** Default names (CDK may name them otherwise and pass the names to the adapters). */
 export const DEFAULT_DOCUMENT_NAMES: Record<DocumentKey, string> = {
@@ -315,6 +369,7 @@ export const DEFAULT_DOCUMENT_NAMES: Record<DocumentKey, string> = {
   createDiskFile: 'CC1-CreateDiskFile',
   deleteDiskFile: 'CC1-DeleteDiskFile',
   storageFreeSpace: 'CC1-StorageFreeSpace',
+  storageTools: 'CC1-StorageTools',
 };
 
 export const DOCUMENTS: Record<DocumentKey, { name: string; content: SsmCommandDocument }> = {
@@ -324,6 +379,7 @@ export const DOCUMENTS: Record<DocumentKey, { name: string; content: SsmCommandD
   createDiskFile: { name: DEFAULT_DOCUMENT_NAMES.createDiskFile, content: createDiskFile },
   deleteDiskFile: { name: DEFAULT_DOCUMENT_NAMES.deleteDiskFile, content: deleteDiskFile },
   storageFreeSpace: { name: DEFAULT_DOCUMENT_NAMES.storageFreeSpace, content: storageFreeSpace },
+  storageTools: { name: DEFAULT_DOCUMENT_NAMES.storageTools, content: storageTools },
 };
 
 /** Documents by name, as a Run Command endpoint looks them up. */
