@@ -7,6 +7,7 @@ import type { DiskController, Filesystem } from '../domain/catalog';
 import { fail } from '../domain/errors';
 import { initialState, type Actor } from '../domain/storageImage';
 import { handleCommand } from './commandHandling';
+import { requireFilesystem } from './filesystemSupport';
 import { contextOf, viewOf, type ServiceDeps } from './service';
 import { QuotaExceededError, type ImageView } from './storePorts';
 
@@ -22,6 +23,8 @@ export interface CreateInput {
 export const createImage = async (deps: ServiceDeps, input: CreateInput, actor: Actor & { userId: number }): Promise<ImageView> => {
   const ctx = contextOf(deps, actor);
   const limitMb = deps.config.defaultQuotaMb;
+  // A disk no storage host can make is refused now, naming the missing tool, not accepted to fail later.
+  await requireFilesystem(deps.storage, input.filesystem);
   const imageId = await deps.ids.nextImageId();
   try {
     // The id was just handed out, so the stream is empty: no load.

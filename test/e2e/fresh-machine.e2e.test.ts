@@ -65,3 +65,14 @@ test("CC1 get_filesystems: CC1's name -> id dict of what can be made", async () 
   const reply = await stack.cc1('user', 'get_filesystems', user, { caller_id: USER });
   expect(reply.body).toEqual({ status: 'ok', data: { raw: 0, ext4: 5 } });
 });
+
+test('a fat32 disk is refused at once, naming the missing tool and its Debian package; nothing is created', async () => {
+  const before = await stack.rest('GET', '/storage-images', { token: user });
+  const reply = await stack.rest('POST', '/storage-images', { token: user, body: { name: 'dos', diskController: 'virtio', filesystem: 'fat32', sizeMb: 64 } });
+  expect(reply.status).toBe(409);
+  expect(reply.body.error.code).toBe('filesystem_unavailable');
+  expect(reply.body.error.message).toMatch(/mkfs\.vfat/);
+  expect(reply.body.error.message).toMatch(/dosfstools/);
+  const after = await stack.rest('GET', '/storage-images', { token: user });
+  expect(after.body.items).toHaveLength(before.body.items.length);
+});
