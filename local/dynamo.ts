@@ -10,6 +10,7 @@ import { join, resolve } from 'node:path';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { ensureTables } from '../adapters/dynamodb/admin';
 import { INITIAL_TABLES, type TableDef } from '../adapters/dynamodb/tables';
+import { DYNAMODB_MAX_ATTEMPTS } from '../functions/shared/config';
 
 /** dynalite ships no types: the part we use. */
 type DynaliteFactory = (options: {
@@ -52,7 +53,7 @@ export const localClient = (endpoint: string): DynamoDBClient =>
     endpoint,
     region: 'us-east-1',
     credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
-    maxAttempts: 3,
+    maxAttempts: DYNAMODB_MAX_ATTEMPTS,
   });
 
 /** The data folder of `npm start` and the ops CLI: `CC1_DATA_DIR`, default `.local-data/`. */

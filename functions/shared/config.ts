@@ -6,6 +6,13 @@ import { PATTERNS } from '../../adapters/ssm/patterns';
 import { DEFAULT_STORAGE, type StorageLocation } from '../../application/storageChoice';
 import { DEFAULT_MAX_DISKS_PER_VM } from '../../domain/devices';
 
+/**
+ * Attempts per DynamoDB call (the first try and its retries, with the SDK's backoff), the
+ * same for the deployed functions and the local stack, so local runs and the fault tests
+ * see the retry budget production has.
+ */
+export const DYNAMODB_MAX_ATTEMPTS = 5;
+
 export const ENV = {
   /** Prefix of every table name: `<prefix>-events`, `<prefix>-control`, `<prefix>-images-v<N>`. */
   tablePrefix: 'TABLE_PREFIX',

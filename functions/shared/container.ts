@@ -18,7 +18,7 @@ import { DynamoQuotaLedger } from '../../adapters/dynamodb/quotaLedger';
 import { DynamoImageReadModel, ReadModelLocator } from '../../adapters/dynamodb/readModel';
 import { tableNames } from '../../adapters/dynamodb/tables';
 import { DynamoVmDirectory } from '../../adapters/dynamodb/vmDirectory';
-import { readConfig, storagesOf, type RuntimeConfig } from './config';
+import { DYNAMODB_MAX_ATTEMPTS, readConfig, storagesOf, type RuntimeConfig } from './config';
 import { metricsPort } from './metrics';
 
 export interface Container {
@@ -64,7 +64,7 @@ export const buildContainer = (
   overrides: { dynamo?: DynamoDBClient; hosts?: (config: RuntimeConfig) => Hosts; logger?: Logger } = {},
 ): Container => {
   const logger = overrides.logger ?? serviceLogger();
-  const dynamo = overrides.dynamo ?? new DynamoDBClient({ ...localOptions(config.dynamodbEndpoint), maxAttempts: 5 });
+  const dynamo = overrides.dynamo ?? new DynamoDBClient({ ...localOptions(config.dynamodbEndpoint), maxAttempts: DYNAMODB_MAX_ATTEMPTS });
   const doc = documentClient(dynamo);
   const names = tableNames(config.tablePrefix);
   const readModelLocator = new ReadModelLocator(doc, names.control, config.tablePrefix);
