@@ -31,6 +31,8 @@ export const ERROR_CODES = {
   idempotency_key_reused: 422,
   // The hypervisor or storage host could not be reached or did not answer in time
   hypervisor_unavailable: 503,
+  // The request ran out of time without waiting on a host (the service is overloaded)
+  timeout: 503,
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -3,7 +3,8 @@
  * bearer token (local HS256 instead of Cognito), turns each request into a real API
  * Gateway HTTP API v2 event (claims under requestContext.authorizer.jwt.claims, as
  * strings the way the JWT authorizer passes them), and calls the same handlers.
- * `POST /_local/events` stands in for EventBridge PutEvents (local only, no token).
+ * `POST /_local/events` stands in for EventBridge PutEvents (local only, no token); it
+ * speaks enough of the AWS JSON protocol for the SDK's and the CLI's PutEvents.
  */
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -11,6 +12,7 @@ import type { AddressInfo } from 'node:net';
 import type { APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
 import { matchRoute, routeKeyOf } from '../functions/restApi/routes';
 import type { HttpEvent } from '../functions/shared/http';
+import { isCc1ApiPath, pathTrick, pathTrickMessage } from '../functions/shared/pathSafety';
 import { verifyLocalToken } from './jwt';
 
 type HttpHandler = (event: HttpEvent, context: Context) => Promise<APIGatewayProxyStructuredResultV2>;
@@ -19,6 +21,7 @@ export interface LocalEventEntry {
   Source?: unknown;
   DetailType?: unknown;
   Detail?: unknown;
+  /** ISO text (plain JSON), or epoch seconds (the AWS JSON protocol: the SDK sends a number). */
   Time?: unknown;
   EventBusName?: unknown;
 }
@@ -34,6 +37,8 @@ export interface LocalApiOptions {
   host?: string;
   /** Largest body accepted, bytes (API Gateway's limit is 10 MB; portals send little). */
   maxBodyBytes?: number;
+  /** The functions' time limit, as Lambda's timeout (default 30 s, as deployed). */
+  lambdaTimeoutMs?: number;
 }
 
 export interface LocalApi {
@@ -43,6 +48,7 @@ export interface LocalApi {
 }
 
 const CC1_PATH = /^\/(user|admin_cm)\/storage_image\/[a-z_]+\/?$/;
+const PUT_EVENTS_PATH = /^\/_local\/events\/?$/;
 
 /** API Gateway's JWT authorizer hands every claim over as a string; arrays as `[a b]`. */
 const claimsAsApiGatewayPasses = (payload: Record<string, unknown>): Record<string, string> =>
@@ -50,8 +56,8 @@ const claimsAsApiGatewayPasses = (payload: Record<string, unknown>): Record<stri
     Object.entries(payload).map(([k, v]) => [k, Array.isArray(v) ? `[${v.join(' ')}]` : typeof v === 'string' ? v : JSON.stringify(v)]),
   );
 
-const lambdaContext = (requestId: string, functionName: string): Context => {
-  const deadline = Date.now() + 30_000;
+const lambdaContext = (requestId: string, functionName: string, timeoutMs: number): Context => {
+  const deadline = Date.now() + timeoutMs;
   return {
     callbackWaitsForEmptyEventLoop: false,
     functionName,
@@ -73,23 +79,38 @@ const send = (res: ServerResponse, status: number, body: unknown, headers: Recor
   res.end(typeof body === 'string' ? body : JSON.stringify(body));
 };
 
+/** The path of a request-target as sent (origin-form or absolute-form), without the query. */
+const rawPathOf = (target: string): string => target.replace(/^[a-z][a-z0-9+.-]*:\/\/[^/?#]*/i, '').split('?')[0] || '/';
+
+/** Past this many bytes a body is no longer drained: the connection is cut. */
+const DRAIN_FACTOR = 16;
+
+/**
+ * Reads the body. One over the limit is read to its end and thrown away, then refused
+ * with 413: answering while the client still sends makes the close reset the connection,
+ * and the client then sees ECONNRESET or EPIPE instead of the 413. A body past
+ * DRAIN_FACTOR times the limit is not worth reading: the connection is cut.
+ */
 const readBody = (req: IncomingMessage, limit: number): Promise<string | undefined> =>
   new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
     req.on('data', (chunk: Buffer) => {
       size += chunk.length;
-      if (size > limit) {
-        // Stop reading, answer 413, then close: destroying first would reset the connection.
-        req.removeAllListeners('data');
-        req.resume();
-        reject(Object.assign(new Error('body too large'), { status: 413 }));
+      if (size > limit * DRAIN_FACTOR) {
+        req.destroy();
         return;
       }
-      chunks.push(chunk);
+      if (size <= limit) chunks.push(chunk);
     });
-    req.on('end', () => resolve(chunks.length ? Buffer.concat(chunks).toString('utf8') : undefined));
+    req.on('end', () => {
+      if (size > limit) return reject(Object.assign(new Error('body too large'), { status: 413 }));
+      resolve(chunks.length ? Buffer.concat(chunks).toString('utf8') : undefined);
+    });
     req.on('error', reject);
+    req.on('close', () => {
+      if (!req.complete) reject(Object.assign(new Error('request aborted'), { status: 499 }));
+    });
   });
 
 export const startLocalApi = async (options: LocalApiOptions): Promise<LocalApi> => {
@@ -99,11 +120,23 @@ export const startLocalApi = async (options: LocalApiOptions): Promise<LocalApi>
     const requestId = randomUUID();
     const url = new URL(req.url ?? '/', 'http://local');
     const method = (req.method ?? 'GET').toUpperCase();
-    const path = url.pathname;
+    // Route on the path as sent, as API Gateway's rawPath: URL's pathname has resolved dot
+    // segments and backslashes already (`get_list/../delete` would be `delete`).
+    const path = rawPathOf(req.url ?? '/');
     const body = await readBody(req, maxBody);
 
-    if (path.startsWith('/_local/')) {
-      if (method === 'POST' && path === '/_local/events') {
+    const trick = pathTrick(path);
+    if (trick) {
+      // A CC1 path whose function cannot be told is unknown (404); anything else is bad input (400).
+      const [status, code] = isCc1ApiPath(path) ? [404, 'not_found'] : [400, 'validation'];
+      return send(res, status, { error: { code, message: pathTrickMessage(trick) } });
+    }
+
+    // The SDK's PutEvents (AWS JSON 1.1: `X-Amz-Target: AWSEvents.PutEvents`) posts to its endpoint's
+    // path plus `/`: `--endpoint-url <url>/_local/events` gives `/_local/events/`, `<url>` gives `/`.
+    const putEventsCall = method === 'POST' && (PUT_EVENTS_PATH.test(path) || (path === '/' && req.headers['x-amz-target'] === 'AWSEvents.PutEvents'));
+    if (path.startsWith('/_local/') || putEventsCall) {
+      if (putEventsCall) {
         let parsed: { Entries?: unknown };
         try {
           parsed = JSON.parse(body ?? '{}') as { Entries?: unknown };
@@ -166,7 +199,7 @@ export const startLocalApi = async (options: LocalApiOptions): Promise<LocalApi>
       ...(body !== undefined ? { body } : {}),
     } as HttpEvent;
     const handler = isCc1 ? options.cc1Api : options.restApi;
-    const result = await handler(event, lambdaContext(requestId, isCc1 ? 'cc1Api' : 'restApi'));
+    const result = await handler(event, lambdaContext(requestId, isCc1 ? 'cc1Api' : 'restApi', options.lambdaTimeoutMs ?? 30_000));
     res.writeHead(result.statusCode ?? 200, { ...(result.headers as Record<string, string>), 'x-request-id': requestId });
     res.end(result.body ?? '');
   };
@@ -174,6 +207,7 @@ export const startLocalApi = async (options: LocalApiOptions): Promise<LocalApi>
   const server = createServer((req, res) => {
     handle(req, res).catch((error: { status?: number }) => {
       if (res.headersSent) return res.end();
+      if (error?.status === 499) return; // the client went away (or was cut off): nobody to answer
       if (error?.status === 413) return send(res, 413, { error: { code: 'validation', message: 'The body is too large.' } }, { connection: 'close' });
       console.error('local api: unexpected error', error);
       send(res, 500, { error: { code: 'internal', message: 'Internal error.' } });

@@ -57,6 +57,8 @@ export interface LocalStackOptions {
    * managed-instance id (localStorageHostId). Default: one, `default`, at `<data dir>/storage`.
    */
   storages?: LocalStorageOption[];
+  /** The API functions' time limit (Lambda's timeout; default 30 s, as deployed). */
+  lambdaTimeoutMs?: number;
   /** Settings over the environment's (quota, device maximum, timeouts). */
   config?: Partial<RuntimeConfig>;
   log?: (line: string) => void;
@@ -181,7 +183,9 @@ export const startLocalStack = async (options: LocalStackOptions = {}): Promise<
       if (hypervisor.kind === 'simulated' && typeof d.domain === 'string' && /^vm-\d+-\d+$/.test(d.domain) && (d.state === 'running' || d.state === 'stopped')) {
         await setDomainRunning(simulatedStateFile, d.domain, d.state === 'running');
       }
-      const time = typeof entry.Time === 'string' ? entry.Time : new Date().toISOString();
+      // Plain JSON clients send ISO text; the SDK sends epoch seconds (AWS JSON protocol).
+      const time =
+        typeof entry.Time === 'string' ? entry.Time : typeof entry.Time === 'number' && Math.abs(entry.Time) < 8.64e12 ? new Date(entry.Time * 1000).toISOString() : new Date().toISOString();
       const event = { version: '0', id: eventId, source: entry.Source, 'detail-type': entry.DetailType, account: '000000000000', time, region: 'local', resources: [], detail };
       try {
         await handleVmEvent(event);
@@ -199,6 +203,7 @@ export const startLocalStack = async (options: LocalStackOptions = {}): Promise<
     putEvents,
     localRoutes: { 'dead-letters': async () => ({ items: deadLetters }) },
     port: options.port ?? 0,
+    ...(options.lambdaTimeoutMs ? { lambdaTimeoutMs: options.lambdaTimeoutMs } : {}),
   });
   // For `npm run ops -- reconcile`: where this running stack's endpoints are.
   const stackFile = dataDir ? join(dataDir, LOCAL_STACK_FILE) : undefined;

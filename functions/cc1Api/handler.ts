@@ -9,12 +9,15 @@ import { container, serviceLogger, useHosts } from '../shared/container';
 import { hostsOverSsm } from '../shared/hostsOverSsm';
 import { errorReply, httpStack, json, type HttpEvent, type HttpResult } from '../shared/http';
 import { callerFromClaims } from '../shared/identity';
+import { pathTrick, pathTrickMessage } from '../shared/pathSafety';
 import { ADMIN_FUNCTIONS, USER_FUNCTIONS } from './cc1Functions';
 
 useHosts(hostsOverSsm);
 const logger = serviceLogger();
 
 const PATH = /^\/(user|admin_cm)\/storage_image\/([a-z_]+)\/?$/;
+/** The functions that run virsh on a hypervisor host (their timeouts are the host's). */
+const HYPERVISOR_FUNCTIONS = /^\/user\/storage_image\/(attach|detach)\/?$/;
 
 export const cc1Reply = (status: string, data: unknown): HttpResult => json(200, { status, data });
 
@@ -32,6 +35,9 @@ const cc1ErrorReply = (error: unknown, log: Logger): HttpResult => {
 
 export const handler = httpStack(
   async (event: HttpEvent) => {
+    // `get_list/../delete` names no function, whatever API Gateway made of it: 404, as for an unknown one.
+    const trick = pathTrick(event.rawPath) ?? pathTrick(event.requestContext.http.path ?? '');
+    if (trick) throw new DomainError('not_found', pathTrickMessage(trick));
     const m = PATH.exec(event.rawPath);
     const functions = m?.[1] === 'user' ? USER_FUNCTIONS : ADMIN_FUNCTIONS;
     if (!m || !Object.hasOwn(functions, m[2]!)) throw new DomainError('not_found', `No CC1 function at ${event.rawPath}.`);
@@ -41,5 +47,10 @@ export const handler = httpStack(
     const caller = callerFromClaims(claims, config.userIdClaim);
     return cc1Reply('ok', await functions[m[2]!]!({ caller, body: event.body, deps }));
   },
-  { logger, replyToError: cc1ErrorReply, idempotencyStore: () => container().idempotencyStore() },
+  {
+    logger,
+    replyToError: cc1ErrorReply,
+    idempotencyStore: () => container().idempotencyStore(),
+    hypervisorWork: (event) => HYPERVISOR_FUNCTIONS.test(event.rawPath),
+  },
 );

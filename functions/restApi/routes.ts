@@ -30,6 +30,8 @@ export interface RouteReply {
 export interface Route {
   method: 'GET' | 'POST' | 'PATCH' | 'DELETE';
   path: string; // API Gateway style: /storage-images/{id}
+  /** Runs virsh on a hypervisor host: only there is a timeout the host's (503 hypervisor_unavailable). */
+  hypervisorWork?: true;
   run: (request: RouteRequest) => Promise<RouteReply>;
 }
 
@@ -112,11 +114,13 @@ export const ROUTES: Route[] = [
   {
     method: 'POST',
     path: '/storage-images/{id}/attach',
+    hypervisorWork: true,
     run: async (r) => ok(await images.attachImage(r.deps, imageId(r), parseBody(attachBody, r.body).vmId, userActorOf(r.caller))),
   },
   {
     method: 'POST',
     path: '/storage-images/{id}/detach',
+    hypervisorWork: true,
     run: async (r) => ok(await images.detachImage(r.deps, imageId(r), parseBody(detachBody, r.body).vmId, userActorOf(r.caller))),
   },
   {
@@ -161,6 +165,7 @@ export const ROUTES: Route[] = [
   {
     method: 'POST',
     path: '/admin/storage-images/{id}/detach',
+    hypervisorWork: true,
     run: async (r) => {
       const actor = requireAdmin(r.caller);
       return ok(await images.detachImage(r.deps, imageId(r), parseBody(detachBody, r.body).vmId, actor));

@@ -6,7 +6,11 @@ import { PATTERNS } from '../../adapters/ssm/patterns';
 import { DEFAULT_STORAGE, type StorageLocation } from '../../application/storageChoice';
 import { DEFAULT_MAX_DISKS_PER_VM } from '../../domain/devices';
 
-/** The DynamoDB client's attempt budget, deployed and local alike (the SDK's standard retry with backoff). */
+/**
+ * Attempts per DynamoDB call (the first try and its retries, with the SDK's backoff), the
+ * same for the deployed functions and the local stack, so local runs and the fault tests
+ * see the retry budget production has.
+ */
 export const DYNAMODB_MAX_ATTEMPTS = 5;
 
 export const ENV = {

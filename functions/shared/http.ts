@@ -37,8 +37,11 @@ export const errorReply = (error: unknown, logger: Logger): HttpResult => {
     return json(422, errorBody('idempotency_key_reused' satisfies ErrorCode, 'This Idempotency-Key was used with a different request body.'));
   }
   if (name === 'TimeoutError') {
-    // The function ran out of time (a slow host, most likely); the work may still finish.
-    return json(503, errorBody('hypervisor_unavailable' satisfies ErrorCode, 'The request did not finish in time; retry with the same Idempotency-Key.'));
+    // The function ran out of time; the work may still finish. Only a request that waited on a
+    // host blames the host: a read that times out is overload, and must not pass for a host's fault.
+    const code: ErrorCode = error instanceof RequestTimedOut && error.duringHostWork ? 'hypervisor_unavailable' : 'timeout';
+    const why = code === 'timeout' ? 'the service is overloaded' : 'the hypervisor host is slow or unreachable';
+    return json(503, errorBody(code, `The request did not finish in time (${why}); retry with the same Idempotency-Key.`));
   }
   // middy's own refusals (bad JSON, bad content type) are the client's fault: 400.
   const status = (error as { statusCode?: number; expose?: boolean } | undefined)?.statusCode;
@@ -51,12 +54,22 @@ export const errorReply = (error: unknown, logger: Logger): HttpResult => {
   return json(500, errorBody('internal', 'Internal error; the request id is in the x-request-id header.'));
 };
 
+/** middy's timeout, told whether the request was doing hypervisor work (HttpStackOptions.hypervisorWork). */
+export class RequestTimedOut extends Error {
+  constructor(readonly duringHostWork: boolean) {
+    super('The function ran out of time.');
+    this.name = 'TimeoutError';
+  }
+}
+
 export interface HttpStackOptions {
   logger: Logger;
   /** How a thrown error is answered (default: errorReply, the REST API's form). */
   replyToError?: (error: unknown, logger: Logger) => HttpResult;
   /** Resolved lazily so a cold start does not build clients for reads that do not need them. */
   idempotencyStore?: () => BasePersistenceLayer;
+  /** Whether a request runs virsh on a hypervisor host (its timeout then answers hypervisor_unavailable, else timeout). */
+  hypervisorWork?: (event: HttpEvent) => boolean;
 }
 
 /**
@@ -130,7 +143,9 @@ export const httpStack = (route: (event: HttpEvent, context: Context) => Promise
     // only successful replies are ever replayed for an Idempotency-Key.
     .use({
       onError: async (request) => {
-        request.response = (options.replyToError ?? errorReply)(request.error, logger);
+        const timedOut = (request.error as { name?: string } | null)?.name === 'TimeoutError';
+        const error = timedOut ? new RequestTimedOut(options.hypervisorWork?.(request.event) ?? false) : request.error;
+        request.response = (options.replyToError ?? errorReply)(error, logger);
       },
     })
     .use(injectLambdaContext(logger, { correlationIdPath: correlationPaths.API_GATEWAY_HTTP, resetKeys: true }))

@@ -23,6 +23,7 @@ import { streamIdOf } from '../../domain/storageImage';
 import { signLocalToken } from '../../local/jwt';
 import { LOCAL_STORAGE_HOST_ID, startLocalStack, type LocalStack } from '../../local/stack';
 import { setDomainDelay } from '../../local/simulatedVirsh/simulatedHosts';
+import { DYNAMODB_MAX_ATTEMPTS } from '../../functions/shared/config';
 import { runChildUntil, throttleDynamo, withFault, type FaultPlan, type KillPoint } from '../support/faultsDeps';
 import { checkInvariants, readModelRows, snapshotLog, type LogSnapshot } from '../support/faultsInvariants';
 import { domainOf, libvirtVms, readyImages, sendVmEvent, simulatedVms, virshAttach, vmIdBase, type VmHelper } from '../support/faultsStack';
@@ -213,8 +214,9 @@ if (mode.missingInCi) {
     }
     expect(throttle.injected).toBe(1);
     injected(throttle.injected);
-    // PutItem #1 is AttachRequested, #2 is Attached (after virsh): throttled past the SDK's 5 attempts.
-    throttle = throttleDynamo(w.stack.dynamo.client, { command: 'PutItemCommand', from: 2, times: 5 });
+    // PutItem #1 is AttachRequested, #2 is Attached (after virsh): throttled on every attempt of the
+    // budget the deployed functions have too (DYNAMODB_MAX_ATTEMPTS), and one more that is never reached.
+    throttle = throttleDynamo(w.stack.dynamo.client, { command: 'PutItemCommand', from: 2, times: DYNAMODB_MAX_ATTEMPTS + 1 });
     let error: Error;
     try {
       error = await failure(attachImage(w.deps, b!, vmId, w.user()));
@@ -222,6 +224,7 @@ if (mode.missingInCi) {
       throttle.remove();
     }
     injected(throttle.injected);
+    expect(throttle.injected).toBe(DYNAMODB_MAX_ATTEMPTS); // the SDK tried exactly its budget, then gave up
     expect(error.name).toBe('ProvisionedThroughputExceededException');
     expect(await w.types(b!)).toEqual(['Created', 'DiskReady', 'AttachRequested']);
     expect(domblklist(w.domain(vmId)).map((d) => d.target)).toEqual(['vdb', 'vdc']);

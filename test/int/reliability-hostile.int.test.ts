@@ -225,16 +225,11 @@ const tokenKindArb: fc.Arbitrary<TokenKind> = fc.oneof(
 );
 
 /**
- * The route and image id a REST request really reaches: the server parses the target as
- * a URL, so dot segments (`1/../2`, `%2e%2e`) are resolved first, as any URL parser does.
+ * The route and image id a REST request reaches: the server routes on the path as sent
+ * (dot segments and encoded slashes are refused before routing, never resolved).
  */
 const effectiveRoute = (method: string, path: string): { key?: string; imageId?: number } => {
-  let pathname: string;
-  try {
-    pathname = new URL(path, 'http://local').pathname;
-  } catch {
-    return {};
-  }
+  const pathname = path.split('?')[0]!;
   const m = matchRoute(method, pathname);
   if (!m.route) return {};
   const text = m.params.id;
@@ -337,7 +332,7 @@ const oddRequest: fc.Arbitrary<GeneratedRequest> = fc
 
 /** The images a request names (path or body), as the server will see them; and whether it creates one. */
 const targetsOf = (r: GeneratedRequest): { imageIds: number[]; creates: boolean } => {
-  if (r.api === 'cc1') return { imageIds: r.imageIds, creates: /^\/user\/storage_image\/create\/?$/.test(new URL(r.path, 'http://local').pathname) };
+  if (r.api === 'cc1') return { imageIds: r.imageIds, creates: /^\/user\/storage_image\/create\/?$/.test(r.path.split('?')[0]!) };
   const { key, imageId } = effectiveRoute(r.method, r.path);
   const imageIds = imageId !== undefined ? [imageId] : [];
   const named = (r.body as { storageImageIds?: unknown } | undefined)?.storageImageIds;
@@ -419,6 +414,56 @@ test('regressions: malformed escapes in path parameters and deeply nested bodies
     if (path.startsWith('/user')) expect(reply.json).toEqual({ status: 'validation', data: '' });
     else expect(reply.status).toBe(400);
   }
+});
+
+test('dot segments, encoded slashes and dots never reach another function: 404 (CC1) or 400 (REST), nothing written or run', async () => {
+  const { deps } = stack.container;
+  const image = await createImage(deps, { name: 'keep me', description: '', diskController: 'virtio', filesystem: 'raw', sizeMb: 1 }, { kind: 'user', userId: OWNER });
+  await stack.drain();
+  const id = image.id;
+  const cc1Body = { caller_id: OWNER, storage_image_id: id, vm_id: VM_OWNER };
+  const cases: Array<{ method: string; path: string; token: string; body?: unknown; expect: [number, string] }> = [
+    // The issue's request: it was resolved into `delete` and deleted the image.
+    ...[
+      '/user/storage_image/get_list/../delete/',
+      '/user/storage_image/get_list/../delete',
+      '/user/storage_image/get_list/%2e%2e/delete/',
+      '/user/storage_image/get_list/%2E%2E/delete/',
+      '/user/storage_image/get_list%2f..%2fdelete/',
+      '/user/storage_image/get_list%2F..%2Fdelete/',
+      '/user/storage_image/./delete/',
+      '/user/storage_image/delete/.',
+      '/user/storage_image/delete%2f',
+      '/user/storage_image/get_by_id/../attach/',
+      '/user/storage_image/get_list\\..\\delete/',
+      '/admin_cm/storage_image/get_list/../delete/',
+      '/user/../admin_cm/storage_image/delete/',
+    ].map((path) => ({ method: 'POST', path, token: path.startsWith('/admin_cm') ? tokens.admin : tokens.owner, body: cc1Body, expect: [404, 'not_found'] as [number, string] })),
+    ...[
+      ['DELETE', `/storage-images/1/../${id}`],
+      ['DELETE', `/storage-images/%2e%2e/${id}`],
+      ['DELETE', `/storage-images/1%2f..%2f${id}`],
+      ['DELETE', `/storage-images/${id}/.`],
+      ['DELETE', `/admin/../storage-images/${id}`],
+      ['POST', `/storage-images/${id}/detach/../attach`],
+      ['POST', `/storage-images/${id}/attach/.`],
+      ['GET', `/storage-images/${id}/%2E%2E`],
+      ['GET', `/_local/../storage-images/${id}`],
+    ].map(([method, path]) => ({ method: method!, path: path!, token: tokens.owner, ...(method === 'POST' ? { body: { vmId: VM_OWNER } } : {}), expect: [400, 'validation'] as [number, string] })),
+    { method: 'DELETE', path: `/admin/storage-images/1/../${id}`, token: tokens.admin, expect: [400, 'validation'] },
+  ];
+  for (const c of cases) {
+    const stats = { ...stack.runCommand.stats };
+    const before = recorder.appends.length;
+    const reply = await client.send({ method: c.method, path: c.path, token: c.token, ...(c.body !== undefined ? { body: c.body } : {}) });
+    const code = (reply.json as { error?: { code?: string } } | undefined)?.error?.code;
+    expect({ path: c.path, status: reply.status, code }).toEqual({ path: c.path, status: c.expect[0], code: c.expect[1] });
+    expect({ path: c.path, appended: recorder.appends.slice(before).map((e) => e.type) }).toEqual({ path: c.path, appended: [] });
+    expect(stack.runCommand.stats.commandsAccepted + stack.runCommand.stats.commandsRejected).toBe(stats.commandsAccepted + stats.commandsRejected);
+  }
+  // The image is as it was: not revoked, not attached.
+  const after = await client.send({ method: 'GET', path: `/storage-images/${id}`, token: tokens.owner });
+  expect(after.json).toMatchObject({ id, state: 'ok', vmId: null });
 });
 
 test('a refused POST /vms/{vmId}/disks records none of its images (all-or-nothing)', async () => {

@@ -14,7 +14,8 @@
  *   user's requests succeeded; other Detached only by the system for a stopped VM;
  * - versions contiguous; the read model equal to the log and to a rebuild into a fresh
  *   table; no device held by two images; each running VM's disks on the host = the records.
- * No 5xx but deliberate 503s (hypervisor unavailable).
+ * No 5xx but deliberate 503s (hypervisor unavailable) on attach and detach; a 5xx on a read
+ * (recorded apart from the outcomes) fails: a timed-out read is overload, not a host's fault.
  */
 import '../../local/localDefaults';
 import { documentClient } from '../../adapters/dynamodb/dynamo';
@@ -51,6 +52,7 @@ interface Outcome {
 let stack: LocalStack;
 let client: RawClient;
 const outcomes: Outcome[] = [];
+const failedReads: Outcome[] = [];
 const tokens: string[] = [];
 const figures = { requests: 0, byOpStatus: {} as Record<string, number>, vmStops: 0, vmStarts: 0, iterations: 0 };
 
@@ -78,6 +80,8 @@ const call = async (vu: number, op: Op, method: string, path: string, token: str
   const key = `${op} ${reply.status}${code ? ` ${code}` : ''}`;
   figures.byOpStatus[key] = (figures.byOpStatus[key] ?? 0) + 1;
   const id = imageId ?? (op === 'create' && reply.status === 201 ? (reply.json as { id: number }).id : undefined);
+  // Reads are not matched against events, but a read's 5xx still counts (below).
+  if (op === 'read' && reply.status >= 500) failedReads.push({ vu, op, status: reply.status, ...(code ? { code } : {}) });
   if (op !== 'read') outcomes.push({ vu, op, status: reply.status, ...(id !== undefined ? { imageId: id } : {}), ...(code ? { code } : {}) });
   return reply;
 };
@@ -172,8 +176,10 @@ test(`${VUS} virtual users on ${VMS} VMs for ${LOAD_SECONDS} s: nothing lost, no
   await stack.drain();
   await stack.drain();
 
-  // No 5xx but deliberate 503s.
-  const fivexx = outcomes.filter((o) => o.status >= 500 && !(o.status === 503 && o.code === 'hypervisor_unavailable'));
+  // No 5xx but a host's deliberate 503, and only where a host is asked (attach, detach): a read,
+  // create or revoke that runs out of time answers 503 `timeout` (overload), and fails this test.
+  const hostWork = new Set<Op>(['attach', 'detach']);
+  const fivexx = [...outcomes, ...failedReads].filter((o) => o.status >= 500 && !(o.status === 503 && o.code === 'hypervisor_unavailable' && hostWork.has(o.op)));
   expect(fivexx).toEqual([]);
 
   // Every event against the requests that succeeded, image by image.

@@ -150,6 +150,7 @@ describe('error codes -> HTTP status', () => {
     filesystem_unavailable: 409,
     idempotency_key_reused: 422,
     hypervisor_unavailable: 503,
+    timeout: 503,
   };
   test('the whole table', () => {
     expect(ERROR_CODES).toEqual(expected);

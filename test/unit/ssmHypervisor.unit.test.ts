@@ -95,12 +95,18 @@ it('maps a network failure to unreachable', async () => {
 
 it('cancels the command and reports timeout when no final status comes within the bound', async () => {
   ssm.on(GetCommandInvocationCommand).resolves({ Status: 'InProgress' });
-  const started = Date.now();
   const [kind, error] = await kindOf(attach());
   expect(kind).toBe('timeout');
-  expect(Date.now() - started).toBeLessThan(1_500);
-  expect(ssm.commandCalls(CancelCommandCommand)[0]!.args[0].input).toEqual({ CommandId: 'cmd-1', InstanceIds: [target.hostId] });
+  // It stopped asking at the bound: at most one poll per interval of the 600 ms (the first after 100 ms),
+  // then one CancelCommand, after the last poll.
+  const polls = ssm.commandCalls(GetCommandInvocationCommand);
+  expect(polls.length).toBeGreaterThan(0);
+  expect(polls.length).toBeLessThanOrEqual((600 - 100) / 10 + 1);
+  const cancels = ssm.commandCalls(CancelCommandCommand);
+  expect(cancels.map((c) => c.args[0].input)).toEqual([{ CommandId: 'cmd-1', InstanceIds: [target.hostId] }]);
+  expect(cancels[0]!.calledAfter(polls.at(-1)!)).toBe(true);
   expect(error.detail).toContain('cmd-1');
+  expect(error.detail).toContain('last status InProgress');
 });
 
 it('also times out when the invocation never appears', async () => {
