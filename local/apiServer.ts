@@ -118,7 +118,8 @@ export const startLocalApi = async (options: LocalApiOptions): Promise<LocalApi>
 
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const requestId = randomUUID();
-    const url = new URL(req.url ?? '/', 'http://local');
+    // Not `new URL(path, base)`: a path starting `//` would be read as a host (and a bad one throws).
+    const url = new URL(`http://local${req.url?.startsWith('/') ? req.url : '/'}`);
     const method = (req.method ?? 'GET').toUpperCase();
     // Route on the path as sent, as API Gateway's rawPath: URL's pathname has resolved dot
     // segments and backslashes already (`get_list/../delete` would be `delete`).
