@@ -60,7 +60,6 @@ export { DynamoQuotaLedger } from './quotaLedger';
 export { DynamoImageReadModel, ReadModelLocator, fixedImagesTable } from './readModel';
 export { DynamoVmDirectory } from './vmDirectory';
 export { Projector, makeProjectorHandler, storedEventOf, type StoredEventHook } from './projector';
-export { LocalStreamFeed, toStreamRecord } from './localStreamFeed';
 export { rebuildImages, quotaFromLog, rebuildQuotaLedgers } from './rebuild';
 export { idempotencyPersistence } from './idempotency';
 export { countRequests, RequestCounter } from './requestCounter';
