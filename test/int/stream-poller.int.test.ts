@@ -208,6 +208,20 @@ it('bisect on a thrown error isolates the poison record; the others are delivere
   expect(poller.deadLetters[0]!.DDBStreamBatchInfo).toMatchObject({ startSequenceNumber: seq, endSequenceNumber: seq, batchSize: 1 });
 });
 
+it('a split is not a retry: a poison record at the head of the batch still gets every retry', async () => {
+  const table = await freshTable();
+  await put(table, many('a', 4));
+  const { poller, keys } = recording(
+    table,
+    (records) => {
+      if (records.some((r) => keyOf(r) === 'a@1')) throw new Error('poison');
+    },
+    { batchSize: 4, bisectBatchOnError: true, retryAttempts: 1 },
+  );
+  expect(await settle(poller)).toMatchObject({ delivered: 3, deadLettered: 1 });
+  expect(keys()).toEqual([many('a', 4), ['a@1', 'a@2'], ['a@1'], ['a@1'], ['a@2'], ['a@3', 'a@4']]);
+});
+
 it('retries are bounded: the dead letter carries the batch info, and later records still flow', async () => {
   const table = await freshTable();
   await put(table, many('a', 6));
