@@ -1,16 +1,17 @@
 /**
- * The whole service on one machine (SPEC 4.5): embedded dynalite with the real
+ * The whole service on one machine (SPEC 4.5): DynamoDB Local with the real
  * tables, the local Run Command endpoint running the project's SSM documents against
  * libvirt (or the simulated virsh), the same handlers behind a local API Gateway,
- * a local EventBridge entry, and the stream feed driving the projector and the
- * disk-file reaction. Used by `npm start` and by the end-to-end tests.
+ * a local EventBridge entry, and two stream pollers (local/streamPoller.ts, configured
+ * as the CDK stack's event source mappings) reading the events table's DynamoDB Stream
+ * into the projector and the disk-file reaction. Used by `npm start` and by the
+ * end-to-end tests.
  */
 import { randomUUID } from 'node:crypto';
 import { appendFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import type { Context } from 'aws-lambda';
-import { LocalStreamFeed } from '../adapters/dynamodb/localStreamFeed';
+import type { Context, DynamoDBRecord } from 'aws-lambda';
 import { Projector } from '../adapters/dynamodb/projector';
 import { tableNames } from '../adapters/dynamodb/tables';
 import { PATTERNS } from '../adapters/ssm/patterns';
@@ -28,6 +29,7 @@ import { startLocalDynamo, type LocalDynamo } from './dynamo';
 import { chooseHypervisor, LOCAL_LIBVIRT_URI, type HypervisorChoice } from './hypervisorChoice';
 import { startLocalRunCommand, type LocalInstance, type LocalRunCommand } from './runCommand/server';
 import { setDomainRunning } from './simulatedVirsh/simulatedHosts';
+import { StreamPoller } from './streamPoller';
 
 /** Written into the data dir while `npm start` runs: {url, dynamodbEndpoint, ssmEndpoint, prefix, storagePath, storageHostId, storages}. */
 export const LOCAL_STACK_FILE = 'local-stack.json';
@@ -50,7 +52,7 @@ export interface LocalStackOptions {
   port?: number;
   /** `auto` | `libvirt` | `simulated` (default: CC1_HYPERVISOR, else auto). */
   hypervisor?: string;
-  /** Stream feed interval (ms). */
+  /** Stream polling interval (ms). */
   feedIntervalMs?: number;
   /**
    * Several storages (for tests), in configuration order, each with its own folder and
@@ -77,15 +79,18 @@ export interface LocalStack {
   dynamo: LocalDynamo;
   runCommand: LocalRunCommand;
   api: LocalApi;
-  feed: LocalStreamFeed;
-  diskFeed: LocalStreamFeed;
+  /** The projector's event source mapping (its stream dead letters: `feed.deadLetters`). */
+  feed: StreamPoller;
+  /** The disk-file reaction's event source mapping. */
+  diskFeed: StreamPoller;
+  /** EventBridge deliveries that failed (the stream pollers keep their own). */
   deadLetters: DeadLetter[];
   simulatedStateFile: string;
   /** The folder of the first storage. */
   storagePath: string;
   /** Every storage, in configuration order. */
   storages: StorageLocation[];
-  /** Delivers every stored event to the projector and the disk-file reaction now. */
+  /** Delivers the events table's stream, up to now, to the projector and the disk-file reaction. */
   drain(): Promise<void>;
   close(): Promise<void>;
 }
@@ -136,13 +141,28 @@ export const startLocalStack = async (options: LocalStackOptions = {}): Promise<
   useContainer(container);
   const { deps } = container;
 
-  const feed = new LocalStreamFeed(deps.events, new Projector({ readModel: deps.readModel }), {
-    tableName: tableNames(config.tablePrefix).events,
+  // The event source mappings of infra/storageImagesStack.ts (section 5), polled locally.
+  const mapping = { endpoint: dynamo.endpoint, tableName: tableNames(config.tablePrefix).events, dataDir, bisectBatchOnError: true, retryAttempts: 10 };
+  const inserts = (r: DynamoDBRecord) => r.eventName === 'INSERT'; // the log is append-only
+  const projector = new Projector({ readModel: deps.readModel });
+  const feed = new StreamPoller({
+    ...mapping,
+    name: 'projector',
+    batchSize: 100,
+    filter: inserts,
+    handler: (event) => projector.processBatch(event),
     onError: (e) => log(`projector: ${String(e)}`),
+    onDeadLetter: (l) => log(`projector dead letter: ${JSON.stringify(l.DDBStreamBatchInfo)}`),
   });
-  const diskFeed = new LocalStreamFeed(deps.events, diskFilesSink(() => deps), {
-    tableName: tableNames(config.tablePrefix).events,
+  const diskFiles = diskFilesSink(() => deps);
+  const diskFeed = new StreamPoller({
+    ...mapping,
+    name: 'diskFiles',
+    batchSize: 1, // one disk file per invocation, as deployed
+    filter: inserts,
+    handler: (event) => diskFiles.processBatch(event),
     onError: (e) => log(`disk files: ${String(e)}`),
+    onDeadLetter: (l) => log(`disk files dead letter: ${JSON.stringify(l.DDBStreamBatchInfo)}`),
   });
   feed.start(options.feedIntervalMs ?? 200);
   diskFeed.start(options.feedIntervalMs ?? 200);
@@ -201,7 +221,10 @@ export const startLocalStack = async (options: LocalStackOptions = {}): Promise<
     restApi: lambdaHandler(restApi),
     cc1Api: lambdaHandler(cc1Api),
     putEvents,
-    localRoutes: { 'dead-letters': async () => ({ items: deadLetters }) },
+    localRoutes: {
+      'dead-letters': async () => ({ items: deadLetters }),
+      'stream-dead-letters': async () => ({ projector: feed.deadLetters, diskFiles: diskFeed.deadLetters }),
+    },
     port: options.port ?? 0,
     ...(options.lambdaTimeoutMs ? { lambdaTimeoutMs: options.lambdaTimeoutMs } : {}),
   });
@@ -233,8 +256,8 @@ export const startLocalStack = async (options: LocalStackOptions = {}): Promise<
     close: async () => {
       if (stackFile) rmSync(stackFile, { force: true });
       await api.close();
-      await feed.stop();
-      await diskFeed.stop();
+      await feed.close();
+      await diskFeed.close();
       await runCommand.close();
       await dynamo.close();
       useContainer(undefined);

@@ -59,7 +59,6 @@ export { DynamoIdAllocator } from './idAllocator';
 export { DynamoQuotaLedger } from './quotaLedger';
 export { DynamoImageReadModel, ReadModelLocator, fixedImagesTable } from './readModel';
 export { DynamoVmDirectory } from './vmDirectory';
-export { LocalStreamFeed, toStreamRecord } from './localStreamFeed';
 export { Projector, makeProjectorHandler, storedEventOf, type StoredEventHook } from './projector';
 export { rebuildImages, quotaFromLog, checkQuotaLedgers } from './rebuild';
 export { idempotencyPersistence } from './idempotency';

@@ -3,7 +3,7 @@
  * -> read model `apply` (+ pluggable reactions). Idempotent by construction: a row is
  * written only if its version is newer, so redelivered, reordered and replayed records
  * change nothing. On AWS it runs as a Lambda with partial batch responses (Powertools
- * BatchProcessor); locally localStreamFeed.ts feeds it the same record shape.
+ * BatchProcessor); locally local/streamPoller.ts reads DynamoDB Local's stream into it.
  */
 import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-powertools/batch';
 import type { AttributeValue } from '@aws-sdk/client-dynamodb';

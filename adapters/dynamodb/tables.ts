@@ -25,7 +25,7 @@ export interface TableDef {
   partitionKey: KeyElement;
   sortKey?: KeyElement;
   globalSecondaryIndexes: IndexDef[];
-  /** DynamoDB Streams view on AWS (dynalite has no Streams: the local feed reads the table). */
+  /** DynamoDB Streams view (on AWS, and on DynamoDB Local for local/streamPoller.ts). */
   stream?: 'NEW_IMAGE';
   /** TTL attribute (epoch seconds) on AWS; dynalite does not expire items. */
   timeToLiveAttribute?: string;

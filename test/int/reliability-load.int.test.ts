@@ -57,7 +57,7 @@ const tokens: string[] = [];
 const figures = { requests: 0, byOpStatus: {} as Record<string, number>, vmStops: 0, vmStarts: 0, iterations: 0 };
 
 beforeAll(async () => {
-  // Host commands polled every 250 ms (not 25): hundreds are in flight at once. The stream feeds are
+  // Host commands polled every 250 ms (not 25): hundreds are in flight at once. The stream pollers are
   // driven by this test, one pass after the other (see feedLoop), not by the stack's timer.
   stack = await startLocalStack({ hypervisor: 'simulated', feedIntervalMs: 3_600_000, config: { defaultQuotaMb: 1_000_000, hostCommandPollMs: 250 } });
   client = new RawClient(stack.url, 256);
@@ -138,10 +138,8 @@ const virtualUser = async (vu: number, deadline: number) => {
 };
 
 /**
- * The local stream feeds (projector, disk files) scan the whole event table on every
- * pass, and the stack's timer queues a pass per interval even while one runs: under
- * this load the passes pile up and starve the process (requests then pass the 30 s
- * Lambda deadline). Here one pass follows the other, 500 ms apart.
+ * The stream pollers (projector, disk files) driven by the test: one pass of both after
+ * the other, 500 ms apart, so their work under this load stays bounded and visible.
  */
 const feedLoop = async (until: () => boolean) => {
   while (!until()) {

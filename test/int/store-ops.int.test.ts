@@ -1,7 +1,7 @@
-/** The ops CLI commands against a real dynalite server. */
+/** The ops CLI commands against DynamoDB Local. */
 import { runCli } from '../../ops/cli';
 import type { Connection } from '../../ops/connect';
-import { Projector, LocalStreamFeed } from '../../adapters/dynamodb';
+import { Projector } from '../../adapters/dynamodb';
 import { appendStream, at, attached, created, diskReady, revoked, useTestDynamo } from '../support/dynamo';
 
 jest.setTimeout(30_000);
@@ -20,7 +20,10 @@ beforeAll(async () => {
   const { stores } = dynamo();
   await appendStream(stores, 1, [created(1, 7, 300), diskReady(7), attached(7, 70, 'vdb', at(3))]);
   await appendStream(stores, 2, [created(2, 7, 50), diskReady(7), revoked(7)]);
-  await new LocalStreamFeed(stores.events, new Projector({ readModel: stores.readModel })).drain();
+  const projector = new Projector({ readModel: stores.readModel });
+  await dynamo()
+    .poller((event) => projector.processBatch(event))
+    .drain();
 });
 
 it('history prints the events of an image as JSON lines', async () => {

@@ -1,7 +1,8 @@
 /**
- * The projector, the read model, the local stream feed and the rebuild, against a real
- * dynalite server: messy deliveries give the same read model as one clean pass, and a
- * rebuild from the log gives the live one.
+ * The projector, the read model and the rebuild, against DynamoDB Local, the projector
+ * fed from the events table's real stream (local/streamPoller.ts): messy deliveries of
+ * those stream records give the same read model as one clean pass, and a rebuild from
+ * the log gives the live one.
  */
 import fc from 'fast-check';
 import { ScanCommand } from '@aws-sdk/lib-dynamodb';
@@ -9,7 +10,6 @@ import type { DynamoDBRecord } from 'aws-lambda';
 import {
   DynamoImageReadModel,
   InvalidPageTokenError,
-  LocalStreamFeed,
   Projector,
   ReadModelLocator,
   imagesTable,
@@ -17,7 +17,6 @@ import {
   rebuildImages,
   rebuildQuotaLedgers,
   tableName,
-  toStreamRecord,
 } from '../../adapters/dynamodb';
 import { ensureTable as ensureTableForTest } from '../../adapters/dynamodb/admin';
 import type { StoredEvent } from '../../application/storePorts';
@@ -59,27 +58,36 @@ const spareTable = async (): Promise<string> => {
 const seenByHook: string[] = [];
 let drains: unknown[] = [];
 let cleanTable: string;
+/** The stream records of the log, as the poller delivered them. */
+const records: DynamoDBRecord[] = [];
 
-// The log, and the live read model from one clean pass of the local stream feed.
+// The log, and the live read model from one clean pass of the stream.
 beforeAll(async () => {
-  const { stores } = dynamo();
+  const { stores, poller } = dynamo();
   for (const [imageId, events] of histories()) log.push(...(await appendStream(stores, imageId, events)));
   const projector = new Projector({ readModel: stores.readModel });
   projector.onStoredEvent(async (e) => {
     seenByHook.push(`${e.streamId}@${e.version}`);
   });
-  const feed = new LocalStreamFeed(stores.events, projector, { batchSize: 7 });
+  const feed = poller(
+    (event) => {
+      records.push(...event.Records);
+      return projector.processBatch(event);
+    },
+    { batchSize: 7 },
+  );
   drains = [await feed.drain(), await feed.drain()];
   cleanTable = await stores.locator.imagesTable();
 });
 
 describe('projection', () => {
-  it('a clean pass through the local stream feed builds the live read model (and runs the hooks once per event)', async () => {
+  it('a clean pass through the stream builds the live read model (and runs the hooks once per event)', async () => {
     const { stores } = dynamo();
     expect(drains).toEqual([
-      { delivered: log.length, failed: 0 },
-      { delivered: 0, failed: 0 },
+      { delivered: log.length, failed: 0, deadLettered: 0 },
+      { delivered: 0, failed: 0, deadLettered: 0 },
     ]);
+    expect(records.map((r) => r.dynamodb!.NewImage!.streamId!.S + '@' + r.dynamodb!.NewImage!.version!.N)).toEqual(log.map((e) => `${e.streamId}@${e.version}`));
     expect(seenByHook).toHaveLength(log.length);
     expect(new Set(seenByHook).size).toBe(log.length);
     expect(cleanTable).toBe(stores.names.imagesV1);
@@ -95,7 +103,6 @@ describe('projection', () => {
 
   it('duplicated, reordered and replayed batches give the same read model as the clean pass', async () => {
     const clean = await scanTable(cleanTable);
-    const records = log.map((e) => toStreamRecord(e));
     await fc.assert(
       fc.asyncProperty(
         fc.array(fc.nat(records.length - 1), { maxLength: records.length * 2 }),
@@ -120,27 +127,26 @@ describe('projection', () => {
     );
   });
 
-  it('reports a failing record per record (partial batch response), and the feed retries it on the next pass', async () => {
-    const { stores } = dynamo();
+  it('reports a failing record per record (partial batch response), and the poller retries from it on the next pass', async () => {
+    const { stores, poller } = dynamo();
     const table = await spareTable();
     let failImage3 = true;
     const projector = new Projector({ readModel: new DynamoImageReadModel(stores.doc, table) });
     projector.onStoredEvent(async (e) => {
       if (failImage3 && e.streamId === 'image-3') throw new Error('reaction failed');
     });
-    const records = log.slice(0, 10).map((e) => toStreamRecord(e));
-    const response = await projector.processBatch({ Records: records });
-    const failed = records.filter((r) => r.dynamodb!.NewImage!.streamId!.S === 'image-3').map((r) => r.dynamodb!.SequenceNumber);
+    const first10 = records.slice(0, 10);
+    const response = await projector.processBatch({ Records: first10 });
+    const failed = first10.filter((r) => r.dynamodb!.NewImage!.streamId!.S === 'image-3').map((r) => r.dynamodb!.SequenceNumber);
     expect(failed.length).toBeGreaterThan(0);
     expect(response.batchItemFailures.map((f) => f.itemIdentifier)).toEqual(failed);
 
-    const feed = new LocalStreamFeed(stores.events, projector);
-    const first = await feed.drain();
-    expect(first.failed).toBe(1); // the first event of image-3; its later versions wait
+    const feed = poller((event) => projector.processBatch(event));
+    const beforeImage3 = log.findIndex((e) => e.streamId === 'image-3');
+    // One batch of the whole log: acknowledged up to the first event of image-3, the rest comes again.
+    expect(await feed.drain()).toEqual({ delivered: beforeImage3, failed: log.length - beforeImage3, deadLettered: 0 });
     failImage3 = false;
-    const second = await feed.drain();
-    expect(second.failed).toBe(0);
-    expect(first.delivered + second.delivered).toBe(log.length);
+    expect(await feed.drain()).toEqual({ delivered: log.length - beforeImage3, failed: 0, deadLettered: 0 });
     expect(await scanTable(table)).toEqual(await scanTable(cleanTable));
   });
 });
@@ -214,7 +220,7 @@ describe('read model queries', () => {
 
 describe('rebuild from the log', () => {
   it('builds a read model equal to the live one, switches reads to it, and projections follow', async () => {
-    const { stores, local, prefix } = dynamo();
+    const { stores, local, prefix, poller } = dynamo();
     const live = await scanTable(stores.names.imagesV1);
     const messages: string[] = [];
     const report = await rebuildImages({
@@ -234,7 +240,8 @@ describe('rebuild from the log', () => {
     const other = new ReadModelLocator(stores.doc, stores.names.control, prefix, 0);
     expect(await other.imagesTable()).toBe(report.to);
     // New events now land in the new table; the old one is kept as it was.
-    const feed = new LocalStreamFeed(stores.events, new Projector({ readModel: stores.readModel }));
+    const projector = new Projector({ readModel: stores.readModel });
+    const feed = poller((event) => projector.processBatch(event));
     await appendStream(stores, 78, [created(78, 9)]);
     await feed.drain();
     expect((await stores.readModel.listByOwner(9, { limit: 10 })).items.map((v) => v.id)).toEqual([77, 78]);

@@ -1,9 +1,11 @@
 /**
- * Test support: a fresh in-memory dynalite server with the tables under a random
- * prefix, per test file; plus small builders of StorageImage events with their states.
+ * Test support: the tables under a random prefix on the shared DynamoDB Local, per test
+ * file, with stream pollers on its events table; plus small builders of StorageImage
+ * events with their states.
  */
 import { randomBytes } from 'node:crypto';
 import { startLocalDynamo, type LocalDynamo } from '../../local/dynamo';
+import { StreamPoller, type StreamHandler, type StreamPollerOptions } from '../../local/streamPoller';
 import { createDynamoStores, type DynamoStores } from '../../adapters/dynamodb';
 import { evolve, initialState, streamIdOf, type NewEvent, type StorageImageState } from '../../domain/storageImage';
 import type { StoredEvent } from '../../application/storePorts';
@@ -12,6 +14,8 @@ export interface TestDynamo {
   local: LocalDynamo;
   prefix: string;
   stores: DynamoStores;
+  /** A poller of the events table's stream (from its start), closed with the rest. */
+  poller(handler: StreamHandler, options?: Partial<StreamPollerOptions>): StreamPoller;
   close(): Promise<void>;
 }
 
@@ -19,7 +23,17 @@ export const startTestDynamo = async (options: { idBlockSize?: number; readModel
   const prefix = `t${randomBytes(4).toString('hex')}`;
   const local = await startLocalDynamo({ prefix });
   const stores = createDynamoStores({ client: local.client, prefix, idBlockSize: options.idBlockSize ?? 1, readModelTtlMs: options.readModelTtlMs });
-  return { local, prefix, stores, close: () => local.close() };
+  const pollers: StreamPoller[] = [];
+  const poller = (handler: StreamHandler, options: Partial<StreamPollerOptions> = {}) => {
+    const p = new StreamPoller({ endpoint: local.endpoint, tableName: stores.names.events, handler, ...options });
+    pollers.push(p);
+    return p;
+  };
+  const close = async () => {
+    for (const p of pollers) await p.close();
+    await local.close();
+  };
+  return { local, prefix, stores, poller, close };
 };
 
 /** In a describe/file: a server started in beforeAll and closed in afterAll. */

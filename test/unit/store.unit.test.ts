@@ -12,7 +12,6 @@ import {
   DynamoQuotaLedger,
   DynamoVmDirectory,
   InvalidPageTokenError,
-  LocalStreamFeed,
   ReadModelLocator,
   VersionGapError,
   createTableInput,
@@ -165,25 +164,6 @@ describe('stream records', () => {
   it('REMOVE records and records without a new image carry no event', () => {
     expect(storedEventOf({ eventName: 'REMOVE', dynamodb: { Keys: { streamId: { S: 'image-1' }, version: { N: '1' } } } })).toBeUndefined();
     expect(storedEventOf({ eventName: 'INSERT', dynamodb: {} })).toBeUndefined();
-  });
-
-  it('the local feed counts a batch that throws as failed and delivers it on the next pass', async () => {
-    const events = storedStream(1, [created(1, 7), diskReady(7)]);
-    const source = { scanAll: async function* () { yield events; } };
-    let fail = true;
-    const delivered: number[] = [];
-    const feed = new LocalStreamFeed(source, {
-      processBatch: async (event) => {
-        if (fail) throw new Error('down');
-        delivered.push(...event.Records.map((r) => Number(r.dynamodb!.Keys!.version!.N)));
-        return { batchItemFailures: [] };
-      },
-    });
-    expect(await feed.drain()).toEqual({ delivered: 0, failed: 1 });
-    fail = false;
-    expect(await feed.drain()).toEqual({ delivered: 2, failed: 0 });
-    expect(await feed.drain()).toEqual({ delivered: 0, failed: 0 });
-    expect(delivered).toEqual([1, 2]);
   });
 });
 
