@@ -45,7 +45,7 @@ const readyImage = async (name: string) => {
 /** Waits (bounded) until the attach that outlived its function has written its outcome, so nothing runs on after the test. */
 const settled = async (imageId: number) => {
   for (let i = 0; i < 200; i++) {
-    const events = await stack.container.deps.events.readStream(`image-${imageId}`);
+    const { events } = await stack.container.deps.events.readStream(`image-${imageId}`);
     if (events.at(-1)?.type !== 'StorageImageAttachRequested') return events.map((e) => e.type);
     await sleep(100);
   }
