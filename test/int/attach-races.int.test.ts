@@ -1,6 +1,6 @@
 /**
- * Races through the application layer against a real DynamoDB-protocol server
- * (dynalite) and the real SSM documents run by the local Run Command endpoint
+ * Races through the application layer against DynamoDB Local (one transaction per
+ * command step) and the real SSM documents run by the local Run Command endpoint
  * (simulated virsh, so the races are about the store, not libvirt's speed).
  */
 import '../../local/localDefaults';
@@ -63,11 +63,28 @@ test('40 concurrent attaches to one VM: no device given twice, never more than t
   expect(Object.keys(vm!.devices)).toHaveLength(10);
   for (const [dev, claim] of Object.entries(vm!.devices)) {
     const { state } = await deps.events.load(streamIdOf(claim.imageId));
-    expect(state.status === 'ok' && state.attachment).toMatchObject({ phase: 'attached', vmId: 1001, diskDev: dev });
+    // The claim names the attach that holds it: only that attach's outcome may free it.
+    expect(state.status === 'ok' && state.attachment).toMatchObject({ phase: 'attached', vmId: 1001, diskDev: dev, attachId: claim.attachId });
   }
   // ...and so does the host.
   const onHost = await deps.hypervisor.listDisks({ hostId: HOST, domain: `vm-1001-${USER}` });
   expect(onHost.map((d) => d.dev).sort()).toEqual(Object.keys(vm!.devices).sort());
+});
+
+test('six concurrent attaches of one image to one VM: one wins; a losing duplicate frees nothing; a second image gets the next device; a stop detaches both', async () => {
+  await runVm(1007);
+  const [a, b] = await readyImages(2);
+  const results = await settle(Array.from({ length: 6 }, () => attachImage(deps, a!, 1007, { kind: 'user', userId: USER })));
+  const won = results.filter((r) => r.status === 'fulfilled');
+  expect(won).toHaveLength(1);
+  for (const r of results.filter((r) => r.status === 'rejected')) expect(((r as PromiseRejectedResult).reason as DomainError).code).toBe('image_attached');
+  // Before attach ids, a loser released vdb here (its release matched on the image only).
+  expect(Object.fromEntries(Object.entries((await deps.vms.get(1007))!.devices).map(([dev, c]) => [dev, c.imageId]))).toEqual({ vdb: a });
+  await expect(attachImage(deps, b!, 1007, { kind: 'user', userId: USER })).resolves.toMatchObject({ diskDev: 'vdc' });
+  const stop = await onVmStateChange(deps, { vmId: 1007, userId: USER, domain: `vm-1007-${USER}`, hostId: HOST, state: 'stopped', time: new Date().toISOString(), reason: 'shutdown' });
+  expect([...stop.detached].sort((x, y) => x - y)).toEqual([a, b].sort((x, y) => x! - y!));
+  expect((await deps.vms.get(1007))!.devices).toEqual({});
+  for (const id of [a!, b!]) expect((await deps.events.load(streamIdOf(id))).state).toMatchObject({ status: 'ok', attachment: null });
 });
 
 test('the same image attached concurrently to two VMs: exactly one wins, the other VM keeps no claim', async () => {
@@ -91,15 +108,15 @@ test('a redelivered VM stop detaches once; a stale running event changes nothing
   await runVm(1004);
   const [id] = await readyImages(1);
   await attachImage(deps, id!, 1004, { kind: 'user', userId: USER });
-  const stop = { vmId: 1004, userId: USER, domain: `vm-1004-${USER}`, hostId: HOST, state: 'stopped' as const, time: new Date().toISOString() };
-  const first = await onVmStateChange(deps, stop, 'shutdown');
-  const again = await onVmStateChange(deps, stop, 'shutdown');
+  const stop = { vmId: 1004, userId: USER, domain: `vm-1004-${USER}`, hostId: HOST, state: 'stopped' as const, time: new Date().toISOString(), reason: 'shutdown' };
+  const first = await onVmStateChange(deps, stop);
+  const again = await onVmStateChange(deps, stop);
   expect(first.detached).toEqual([id]);
   expect(again.detached).toEqual([]);
   const stale = await onVmStateChange(deps, { ...stop, state: 'running', time: new Date(Date.parse(stop.time) - 1000).toISOString() });
   expect(stale.applied).toBe(false);
   expect((await deps.vms.get(1004))!.state).toBe('stopped');
-  const history = await deps.events.readStream(streamIdOf(id!));
+  const { events: history } = await deps.events.readStream(streamIdOf(id!));
   expect(history.filter((e) => e.type === 'StorageImageDetached')).toHaveLength(1);
   expect(history.at(-1)!.cause).toEqual({ kind: 'system', reason: 'vm-stopped' });
 });
@@ -110,13 +127,26 @@ test('after a migration, the old host stop (even if newer) neither stops the VM 
   await attachImage(deps, id!, 1005, { kind: 'user', userId: USER });
   const t0 = Date.now();
   const newHost = 'mi-0123456789abcdef1';
-  await onVmStateChange(deps, { vmId: 1005, userId: USER, domain: `vm-1005-${USER}`, hostId: newHost, state: 'running', time: new Date(t0 + 1000).toISOString() }, 'migrated');
+  await onVmStateChange(deps, { vmId: 1005, userId: USER, domain: `vm-1005-${USER}`, hostId: newHost, state: 'running', time: new Date(t0 + 1000).toISOString() });
   const oldStop = await onVmStateChange(
     deps,
-    { vmId: 1005, userId: USER, domain: `vm-1005-${USER}`, hostId: HOST, state: 'stopped', time: new Date(t0 + 2000).toISOString() },
-    'migrated',
+    { vmId: 1005, userId: USER, domain: `vm-1005-${USER}`, hostId: HOST, state: 'stopped', time: new Date(t0 + 2000).toISOString(), reason: 'migrated' },
   );
   expect(oldStop).toEqual({ applied: false, detached: [] });
   expect(await deps.vms.get(1005)).toMatchObject({ state: 'running', hostId: newHost });
   expect((await deps.events.load(streamIdOf(id!))).state).toMatchObject({ attachment: { phase: 'attached', vmId: 1005 } });
+});
+
+test('a migration whose old-host stop (newer) arrives before the new host runs it: the VM ends running on the new host, disks kept', async () => {
+  await runVm(1006);
+  const [id] = await readyImages(1);
+  await attachImage(deps, id!, 1006, { kind: 'user', userId: USER });
+  const t0 = Date.now();
+  const newHost = 'mi-0123456789abcdef1';
+  const domain = `vm-1006-${USER}`;
+  const oldStop = await onVmStateChange(deps, { vmId: 1006, userId: USER, domain, hostId: HOST, state: 'stopped', time: new Date(t0 + 2000).toISOString(), reason: 'migrated' });
+  expect(oldStop.detached).toEqual([]);
+  await onVmStateChange(deps, { vmId: 1006, userId: USER, domain, hostId: newHost, state: 'running', time: new Date(t0 + 1000).toISOString() });
+  expect(await deps.vms.get(1006)).toMatchObject({ state: 'running', hostId: newHost });
+  expect((await deps.events.load(streamIdOf(id!))).state).toMatchObject({ attachment: { phase: 'attached', vmId: 1006 } });
 });

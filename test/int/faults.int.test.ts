@@ -76,7 +76,7 @@ const world = (hypervisor: 'libvirt' | 'simulated', config: Record<string, numbe
       return Object.fromEntries(Object.entries((await w.deps.vms.get(vmId))?.devices ?? {}).map(([dev, c]) => [dev, c.imageId]));
     },
     async types(imageId: number) {
-      return (await w.deps.events.readStream(streamIdOf(imageId))).map((e) => e.type.replace('StorageImage', ''));
+      return (await w.deps.events.readStream(streamIdOf(imageId))).events.map((e) => e.type.replace('StorageImage', ''));
     },
     /** Before a fault: remember every event, to prove none is lost. */
     async mark() {

@@ -66,7 +66,7 @@ test('the disk lands on the emptiest storage, recorded in DiskReady; attach, rec
   const other = stack.storages.find((s) => s !== chosen)!;
   const view = await createImage(deps, { name: 'on the emptiest', description: '', diskController: 'virtio', filesystem: 'raw', sizeMb: 4 }, user);
   await stack.drain();
-  const events = await deps.events.readStream(streamIdOf(view.id));
+  const { events } = await deps.events.readStream(streamIdOf(view.id));
   expect(events.map((e) => [e.type, e.data])).toEqual([
     ['StorageImageCreated', expect.anything()],
     ['StorageImageDiskReady', { storage: chosen.id }],

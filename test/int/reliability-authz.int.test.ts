@@ -47,8 +47,8 @@ const tokenOf = (who: Who): string | undefined =>
 
 const stoppedVm = async (userId: number): Promise<number> => {
   const vmId = nextVm++;
-  const change = { vmId, userId, domain: `vm-${vmId}-${userId}`, hostId: HOST_ID, state: 'stopped' as const, time: new Date().toISOString() };
-  await onVmStateChange(stack.container.deps, change, 'shutdown');
+  const change = { vmId, userId, domain: `vm-${vmId}-${userId}`, hostId: HOST_ID, state: 'stopped' as const, time: new Date().toISOString(), reason: 'shutdown' };
+  await onVmStateChange(stack.container.deps, change);
   return vmId;
 };
 

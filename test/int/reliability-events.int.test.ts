@@ -43,7 +43,7 @@ const readyAttached = async (vmId: number, n: number): Promise<number[]> => {
 };
 
 const detachedCount = async (id: number) =>
-  (await stack.container.deps.events.readStream(streamIdOf(id))).filter((e) => e.type === 'StorageImageDetached').length;
+  (await stack.container.deps.events.readStream(streamIdOf(id))).events.filter((e) => e.type === 'StorageImageDetached').length;
 
 beforeAll(async () => {
   stack = await startLocalStack({ hypervisor: 'simulated', feedIntervalMs: 3_600_000 });
@@ -68,7 +68,7 @@ test('a stop delivered 5 times in a batch and 10 times concurrently detaches eac
   for (const id of ids) {
     expect(await detachedCount(id)).toBe(1);
     figures.detachedChecked += 1;
-    const last = (await stack.container.deps.events.readStream(streamIdOf(id))).at(-1)!;
+    const last = (await stack.container.deps.events.readStream(streamIdOf(id))).events.at(-1)!;
     expect(last).toMatchObject({ type: 'StorageImageDetached', cause: { kind: 'system', reason: 'vm-stopped' } });
   }
   expect(Object.keys((await stack.container.deps.vms.get(4001))!.devices)).toEqual([]);

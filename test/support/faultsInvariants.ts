@@ -3,7 +3,8 @@
  * - records and hosts agree: every image attached in the records is on its VM's host
  *   at that device, every storage disk on a host is attached in the records, and the
  *   VM's device claims are exactly the attached images (no claim without an image,
- *   no attached image without its claim);
+ *   no attached image without its claim), and each claim is held by the attach the
+ *   image records (its attach id); a VM stopped for good (not `saved`) holds no claim;
  * - no device is held by two images;
  * - no event is lost: every stream has versions 1..n, and every event seen before
  *   the fault is still there, unchanged;
@@ -16,6 +17,7 @@ import type { AttachedDisk } from '../../application/ports';
 import type { ServiceDeps } from '../../application/storageImages';
 import type { ImageView, StoredEvent, VmRecord } from '../../application/storePorts';
 import { toImageView } from '../../application/views';
+import { shouldDetachAll } from '../../application/vmStops';
 import type { StorageImageState } from '../../domain/storageImage';
 
 /** The domain's disks as the host has them now; undefined when the host cannot tell. */
@@ -97,6 +99,14 @@ export const agreementProblems = async (o: AgreementOptions, log: LogSnapshot): 
       [...attachedAt].filter(([key]) => key.startsWith(`${vm.vmId}/`)).map(([key, ids]) => [key.slice(key.indexOf('/') + 1), ids[0]!]),
     );
     const claims = new Map(Object.entries(vm.devices).map(([dev, c]) => [dev, c.imageId]));
+    if (shouldDetachAll(vm) && claims.size > 0) problems.push(`VM ${vm.vmId} stopped (${vm.stopReason ?? 'stopped'}) still holds ${[...claims.keys()].join(', ')}`);
+    for (const [dev, claim] of Object.entries(vm.devices)) {
+      const head = log.heads.get(claim.imageId);
+      const a = head?.state.status === 'ok' ? head.state.attachment : null;
+      if (a && a.vmId === vm.vmId && a.diskDev === dev && a.attachId !== claim.attachId) {
+        problems.push(`VM ${vm.vmId}: claim ${dev} held by attach ${claim.attachId}, the image records attach ${a.attachId}`);
+      }
+    }
     for (const [dev, imageId] of claims) {
       const head = log.heads.get(imageId);
       const attaching = head?.state.status === 'ok' && head.state.attachment?.phase === 'attaching' && head.state.attachment.vmId === vm.vmId;

@@ -5,6 +5,7 @@
  */
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
+import { attachIdAt, handleCommand } from '../../application/commandHandling';
 import { createImage, type ServiceDeps } from '../../application/storageImages';
 import type { AttachedDisk } from '../../application/ports';
 import type { VmRecord } from '../../application/storePorts';
@@ -117,6 +118,21 @@ export const userCtx = (deps: ServiceDeps, userId: number): CommandContext => ({
   actor: { kind: 'user', userId },
   now: (deps.clock ?? (() => new Date().toISOString()))(),
 });
+
+/**
+ * The intent step of a hot attach, as attachImage commits it: AttachRequested and the
+ * device claim (naming this attach) in one transaction. What a crash before the
+ * outcome step leaves. Returns the attach id.
+ */
+export const requestAttach = async (deps: ServiceDeps, imageId: number, vmId: number, dev: string, userId: number): Promise<string> => {
+  const loaded = await deps.events.load(streamIdOf(imageId));
+  const attachId = attachIdAt(imageId, loaded);
+  await handleCommand(deps, imageId, { type: 'RequestHotAttach', vm: { vmId, userId, running: true }, diskDev: dev, attachId }, userCtx(deps, userId), {
+    loaded,
+    effects: () => ({ claims: [{ vmId, userId, dev, imageId, attachId, maxDevices: deps.config.maxDisksPerVm }] }),
+  });
+  return attachId;
+};
 
 /** `virsh attach-disk` by hand, as the AttachDisk document runs it. */
 export const virshAttach = (domain: string, file: string, dev: string, bus = 'virtio'): void => {

@@ -137,7 +137,7 @@ describe('docs/openapi.yaml', () => {
       const image = { imageId: 7, userId: 42, name: 'data', description: '', diskController: 'virtio', filesystem: 'ext4', sizeMb: 10, creationDate: '2026-01-01T00:00:00.000Z' } as const;
       const views = [
         toImageView({ status: 'adding', image }, 1),
-        toImageView({ status: 'ok', image, attachment: { phase: 'attached', vmId: 9, diskDev: 'vdb', mode: 'hot', since: image.creationDate } }, 4),
+        toImageView({ status: 'ok', image, attachment: { phase: 'attached', vmId: 9, diskDev: 'vdb', mode: 'hot', attachId: 'image-7@3', since: image.creationDate } }, 4),
         toImageView({ status: 'locked', image }, 5),
       ];
       for (const view of views) {

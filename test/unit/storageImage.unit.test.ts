@@ -44,6 +44,13 @@ const asDiskWorker = ctx({ kind: 'system', reason: 'disk-file' });
 const asReconciler = ctx({ kind: 'system', reason: 'reconciled' });
 
 const ownerCause = { kind: 'user' as const, userId: OWNER };
+const adminCause = { kind: 'admin' as const, userId: ADMIN };
+const portalCause = { kind: 'portal' as const, userId: OWNER };
+const stopCause = { kind: 'system' as const, reason: 'vm-stopped' };
+const diskCause = { kind: 'system' as const, reason: 'disk-file' };
+const reconcilerCause = { kind: 'system' as const, reason: 'reconciled' };
+/** The attach of the first request after OK (versions 1-2): `image-<id>@<version>`. */
+const ATTACH = 'image-1@3';
 
 const created = (over: Partial<StorageImageEventData['StorageImageCreated']> = {}): NewEvent => ({
   type: 'StorageImageCreated',
@@ -59,25 +66,25 @@ const diskFailed = (reason = 'mkfs failed'): NewEvent => ({
   cause: { kind: 'system', reason: 'disk-file' },
 });
 const edited = (data: StorageImageEventData['StorageImageEdited']): NewEvent => ({ type: 'StorageImageEdited', data, time: NOW, cause: ownerCause });
-const attachRequested = (vmId = VM, diskDev = 'vdb'): NewEvent => ({
+const attachRequested = (vmId = VM, diskDev = 'vdb', attachId = ATTACH): NewEvent => ({
   type: 'StorageImageAttachRequested',
-  data: { vmId, diskDev },
+  data: { vmId, diskDev, attachId },
   time: NOW,
   cause: ownerCause,
 });
-const attached = (vmId = VM, diskDev = 'vdb', mode: 'hot' | 'boot' = 'hot'): NewEvent => ({
+const attached = (vmId = VM, diskDev = 'vdb', mode: 'hot' | 'boot' = 'hot', attachId = ATTACH): NewEvent => ({
   type: 'StorageImageAttached',
-  data: { vmId, diskDev, mode },
+  data: { vmId, diskDev, mode, attachId },
   time: NOW,
   cause: ownerCause,
 });
-const attachFailed = (vmId = VM, diskDev = 'vdb', reason = 'virsh failed'): NewEvent => ({
+const attachFailed = (vmId = VM, diskDev = 'vdb', reason = 'virsh failed', attachId = ATTACH): NewEvent => ({
   type: 'StorageImageAttachFailed',
-  data: { vmId, diskDev, reason },
+  data: { vmId, diskDev, reason, attachId },
   time: NOW,
   cause: ownerCause,
 });
-const detached = (vmId = VM, diskDev = 'vdb'): NewEvent => ({ type: 'StorageImageDetached', data: { vmId, diskDev }, time: NOW, cause: ownerCause });
+const detached = (vmId = VM, diskDev = 'vdb', attachId = ATTACH): NewEvent => ({ type: 'StorageImageDetached', data: { vmId, diskDev, attachId }, time: NOW, cause: ownerCause });
 const revoked: NewEvent = { type: 'StorageImageRevoked', data: {}, time: NOW, cause: ownerCause };
 
 /** Histories that put the image in each state. */
@@ -96,21 +103,21 @@ const create = (over: Partial<Extract<StorageImageCommand, { type: 'CreateStorag
   diskController: 'virtio',
   filesystem: 'ext4',
   sizeMb: 100,
-  quota: { limitMb: 1000, usedMb: 0 },
   ...over,
 });
 const edit = (over: Omit<Extract<StorageImageCommand, { type: 'EditStorageImage' }>, 'type'>): StorageImageCommand => ({ type: 'EditStorageImage', ...over });
 const running = (over: Partial<VmView> = {}): VmView => ({ vmId: VM, userId: OWNER, running: true, ...over });
 const notRunning = (over: Partial<VmView> = {}): VmView => running({ running: false, ...over });
 /** `null` stands for a VM the directory does not know (a default parameter would swallow `undefined`). */
-const hotAttach = (vm: VmView | null = running(), diskDev = 'vdb'): StorageImageCommand => ({ type: 'RequestHotAttach', vm: vm ?? undefined, diskDev });
-const confirm = (vmId = VM, diskDev = 'vdb'): StorageImageCommand => ({ type: 'ConfirmAttach', vmId, diskDev });
-const failAttach = (vmId = VM, diskDev = 'vdb', reason = 'virsh failed'): StorageImageCommand => ({ type: 'FailAttach', vmId, diskDev, reason });
-const atBoot = (vm: VmView | null = notRunning(), diskDev = 'sdb', vmId = VM): StorageImageCommand => ({
+const hotAttach = (vm: VmView | null = running(), diskDev = 'vdb', attachId = ATTACH): StorageImageCommand => ({ type: 'RequestHotAttach', vm: vm ?? undefined, diskDev, attachId });
+const confirm = (attachId = ATTACH): StorageImageCommand => ({ type: 'ConfirmAttach', attachId });
+const failAttach = (attachId = ATTACH, reason = 'virsh failed'): StorageImageCommand => ({ type: 'FailAttach', attachId, reason });
+const atBoot = (vm: VmView | null = notRunning(), diskDev = 'sdb', vmId = VM, attachId = ATTACH): StorageImageCommand => ({
   type: 'AttachAtBoot',
   vm: vm ?? undefined,
   vmId,
   diskDev,
+  attachId,
 });
 const detach = (vmId?: number): StorageImageCommand => (vmId === undefined ? { type: 'Detach' } : { type: 'Detach', vmId });
 const vmStopped = (vmId = VM): StorageImageCommand => ({ type: 'DetachStoppedVm', vmId });
@@ -136,18 +143,18 @@ describe('ownership: storage images are private (image_permission); admin and sy
     given(OK).when(edit({ name: 'x' }), asPortalForOther).thenFails('image_permission');
   });
   test('a portal acting for the owner may act', () => {
-    given(OK).when(edit({ name: 'x' }), asPortalForOwner).then([{ type: 'StorageImageEdited', data: { name: 'x' } }]);
+    given(OK).when(edit({ name: 'x' }), asPortalForOwner).then([{ type: 'StorageImageEdited', data: { name: 'x' }, cause: portalCause }]);
   });
   test('the owner may act', () => {
-    given(OK).when(REVOKE, asOwner).then([{ type: 'StorageImageRevoked', data: {} }]);
+    given(OK).when(REVOKE, asOwner).then([{ type: 'StorageImageRevoked', data: {}, cause: ownerCause }]);
   });
   test('an admin may act on any image (CC1 admin_get)', () => {
-    given(OK).when(REVOKE, asAdmin).then([{ type: 'StorageImageRevoked', data: {} }]);
-    given(ATTACHED).when(detach(), asAdmin).then([{ type: 'StorageImageDetached', data: { vmId: VM, diskDev: 'vdb' } }]);
+    given(OK).when(REVOKE, asAdmin).then([{ type: 'StorageImageRevoked', data: {}, cause: adminCause }]);
+    given(ATTACHED).when(detach(), asAdmin).then([{ type: 'StorageImageDetached', data: { vmId: VM, diskDev: 'vdb', attachId: ATTACH }, cause: adminCause }]);
   });
   test('the system may act on any image', () => {
-    given(ADDING).when(MARK_READY, asDiskWorker).then([{ type: 'StorageImageDiskReady', data: { storage: 'default' } }]);
-    given(ATTACHED).when(vmStopped(), asSystem).then([{ type: 'StorageImageDetached', data: { vmId: VM, diskDev: 'vdb' } }]);
+    given(ADDING).when(MARK_READY, asDiskWorker).then([{ type: 'StorageImageDiskReady', data: { storage: 'default' }, cause: diskCause }]);
+    given(ATTACHED).when(vmStopped(), asSystem).then([{ type: 'StorageImageDetached', data: { vmId: VM, diskDev: 'vdb', attachId: ATTACH }, cause: stopCause }]);
   });
 });
 
@@ -181,7 +188,7 @@ describe('create: validation', () => {
     expect(fold([created()]).status).toBe('adding');
   });
   test('a portal creates the image for the user it acts for', () => {
-    given([]).when(create(), asPortalForOwner).then([created({ userId: OWNER })]);
+    given([]).when(create(), asPortalForOwner).then([{ ...created({ userId: OWNER }), cause: portalCause }]);
   });
   test('the system does not create images', () => {
     given([]).when(create(), asSystem).thenFails('validation');
@@ -250,44 +257,26 @@ describe('create: size (image_invalid_size)', () => {
     given([]).when(create({ sizeMb }), asOwner).thenFails('image_invalid_size');
   });
   test(`size > ${SIZE_MAX_MB} is image_invalid_size`, () => {
-    given([])
-      .when(create({ sizeMb: SIZE_MAX_MB + 1, quota: { limitMb: 10 * SIZE_MAX_MB, usedMb: 0 } }), asOwner)
-      .thenFails('image_invalid_size');
+    given([]).when(create({ sizeMb: SIZE_MAX_MB + 1 }), asOwner).thenFails('image_invalid_size');
   });
   test(`sizes 1 and ${SIZE_MAX_MB} are fine`, () => {
     given([]).when(create({ sizeMb: 1 }), asOwner).then([created({ sizeMb: 1 })]);
-    const quota = { limitMb: SIZE_MAX_MB, usedMb: 0 };
-    given([]).when(create({ sizeMb: SIZE_MAX_MB, quota }), asOwner).then([created({ sizeMb: SIZE_MAX_MB })]);
+    given([]).when(create({ sizeMb: SIZE_MAX_MB }), asOwner).then([created({ sizeMb: SIZE_MAX_MB })]);
   });
 });
 
-describe('create: quota (user_storage_limit)', () => {
-  test('the quota must hold the new size', () => {
-    given([])
-      .when(create({ sizeMb: 101, quota: { limitMb: 1000, usedMb: 900 } }), asOwner)
-      .thenFails('user_storage_limit');
-  });
-  test('exactly at the limit is fine', () => {
-    given([])
-      .when(create({ sizeMb: 100, quota: { limitMb: 1000, usedMb: 900 } }), asOwner)
-      .then([created({ sizeMb: 100 })]);
-  });
-  test('a quota used up already refuses even 1 MB', () => {
-    given([])
-      .when(create({ sizeMb: 1, quota: { limitMb: 1000, usedMb: 1000 } }), asOwner)
-      .thenFails('user_storage_limit');
-  });
-});
+// The quota (user_storage_limit) is not the decider's: the create transaction checks it
+// against the ledger (store tests; test/e2e/rest.e2e.test.ts over HTTP).
 
 // ---------------------------------------------------------------------------
 // Disk file
 
 describe('disk file: MarkDiskReady / MarkDiskFailed only from adding; repeats change nothing', () => {
   test('ready: adding -> ok', () => {
-    given(ADDING).when(MARK_READY, asDiskWorker).then([{ type: 'StorageImageDiskReady', data: { storage: 'default' } }]);
+    given(ADDING).when(MARK_READY, asDiskWorker).then([{ type: 'StorageImageDiskReady', data: { storage: 'default' }, cause: diskCause }]);
   });
   test('failed: adding -> failed, with the reason', () => {
-    given(ADDING).when(MARK_FAILED, asDiskWorker).then([{ type: 'StorageImageDiskFailed', data: { reason: 'mkfs failed' } }]);
+    given(ADDING).when(MARK_FAILED, asDiskWorker).then([{ type: 'StorageImageDiskFailed', data: { reason: 'mkfs failed' }, cause: diskCause }]);
   });
   test('a repeated MarkDiskReady is a no-op', () => {
     given(OK).when(MARK_READY, asDiskWorker).thenNothing();
@@ -311,10 +300,10 @@ describe('edit: name, description, controller while ok or adding (image_edit oth
   test('allowed in state ok', () => {
     given(OK)
       .when(edit({ name: 'backup', description: 'nightly', diskController: 'usb' }), asOwner)
-      .then([{ type: 'StorageImageEdited', data: { name: 'backup', description: 'nightly', diskController: 'usb' } }]);
+      .then([{ type: 'StorageImageEdited', data: { name: 'backup', description: 'nightly', diskController: 'usb' }, cause: ownerCause }]);
   });
   test('allowed in state adding', () => {
-    given(ADDING).when(edit({ name: 'backup' }), asOwner).then([{ type: 'StorageImageEdited', data: { name: 'backup' } }]);
+    given(ADDING).when(edit({ name: 'backup' }), asOwner).then([{ type: 'StorageImageEdited', data: { name: 'backup' }, cause: ownerCause }]);
   });
   test('refused in state failed (image_edit)', () => {
     given(FAILED).when(edit({ name: 'backup' }), asOwner).thenFails('image_edit');
@@ -329,7 +318,7 @@ describe('edit: name, description, controller while ok or adding (image_edit oth
   test('only the fields that change are in the event', () => {
     given(OK)
       .when(edit({ name: 'data', description: 'new' }), asOwner)
-      .then([{ type: 'StorageImageEdited', data: { description: 'new' } }]);
+      .then([{ type: 'StorageImageEdited', data: { description: 'new' }, cause: ownerCause }]);
   });
   test('edit validates like create: name length, blank name, description length, controller', () => {
     given(OK).when(edit({ name: 'x'.repeat(NAME_MAX + 1) }), asOwner).thenFails('validation');
@@ -347,7 +336,7 @@ describe('edit: name, description, controller while ok or adding (image_edit oth
   test('name and description may change while attached', () => {
     given(ATTACHED)
       .when(edit({ name: 'live', diskController: 'virtio' }), asOwner)
-      .then([{ type: 'StorageImageEdited', data: { name: 'live' } }]);
+      .then([{ type: 'StorageImageEdited', data: { name: 'live' }, cause: ownerCause }]);
   });
 });
 
@@ -356,10 +345,10 @@ describe('edit: name, description, controller while ok or adding (image_edit oth
 
 describe('hot attach (RequestHotAttach)', () => {
   test('a running VM of the owner and a virtio disk: the device is claimed', () => {
-    given(OK).when(hotAttach(running(), 'vdb'), asOwner).then([{ type: 'StorageImageAttachRequested', data: { vmId: VM, diskDev: 'vdb' } }]);
+    given(OK).when(hotAttach(running(), 'vdb'), asOwner).then([{ type: 'StorageImageAttachRequested', data: { vmId: VM, diskDev: 'vdb', attachId: ATTACH }, cause: ownerCause }]);
   });
   test('usb is live-capable too', () => {
-    given(okOn('usb')).when(hotAttach(running(), 'sdb'), asOwner).then([{ type: 'StorageImageAttachRequested', data: { vmId: VM, diskDev: 'sdb' } }]);
+    given(okOn('usb')).when(hotAttach(running(), 'sdb'), asOwner).then([{ type: 'StorageImageAttachRequested', data: { vmId: VM, diskDev: 'sdb', attachId: ATTACH }, cause: ownerCause }]);
   });
   test('unknown VM is vm_get', () => {
     given(OK).when(hotAttach(null), asOwner).thenFails('vm_get');
@@ -393,28 +382,34 @@ describe('hot attach (RequestHotAttach)', () => {
     given(REVOKED).when(hotAttach(), asOwner).thenFails('storage_image_attach');
   });
   test('an image detached after a failed attach can be attached again', () => {
-    given([...ATTACHING, attachFailed()]).when(hotAttach(), asOwner).then([{ type: 'StorageImageAttachRequested', data: { vmId: VM, diskDev: 'vdb' } }]);
+    given([...ATTACHING, attachFailed()])
+      .when(hotAttach(running(), 'vdb', 'image-1@5'), asOwner)
+      .then([{ type: 'StorageImageAttachRequested', data: { vmId: VM, diskDev: 'vdb', attachId: 'image-1@5' }, cause: ownerCause }]);
   });
   test('an image detached can be attached again', () => {
-    given([...ATTACHED, detached()]).when(hotAttach(running(), 'vdc'), asOwner).then([{ type: 'StorageImageAttachRequested', data: { vmId: VM, diskDev: 'vdc' } }]);
+    given([...ATTACHED, detached()])
+      .when(hotAttach(running(), 'vdc', 'image-1@6'), asOwner)
+      .then([{ type: 'StorageImageAttachRequested', data: { vmId: VM, diskDev: 'vdc', attachId: 'image-1@6' }, cause: ownerCause }]);
   });
 });
 
-describe('ConfirmAttach: only after a request with the same VM and device; a repeat is a no-op', () => {
+describe('ConfirmAttach: only for the attach in progress (by attach id); a repeat is a no-op', () => {
   test('after the request: Attached (hot)', () => {
-    given(ATTACHING).when(confirm(), asOwner).then([{ type: 'StorageImageAttached', data: { vmId: VM, diskDev: 'vdb', mode: 'hot' } }]);
+    given(ATTACHING).when(confirm(), asOwner).then([{ type: 'StorageImageAttached', data: { vmId: VM, diskDev: 'vdb', mode: 'hot', attachId: ATTACH }, cause: ownerCause }]);
   });
   test('the reconciler may confirm too', () => {
-    given(ATTACHING).when(confirm(), asReconciler).then([{ type: 'StorageImageAttached', data: { vmId: VM, diskDev: 'vdb', mode: 'hot' } }]);
+    given(ATTACHING).when(confirm(), asReconciler).then([{ type: 'StorageImageAttached', data: { vmId: VM, diskDev: 'vdb', mode: 'hot', attachId: ATTACH }, cause: reconcilerCause }]);
   });
   test('without a request it is refused (storage_image_attach)', () => {
     given(OK).when(confirm(), asOwner).thenFails('storage_image_attach');
   });
-  test('for another VM it is refused (storage_image_attach)', () => {
-    given(ATTACHING).when(confirm(6, 'vdb'), asOwner).thenFails('storage_image_attach');
+  test('for another attach it is refused (storage_image_attach): a late confirm of an earlier attach', () => {
+    given(ATTACHING).when(confirm('image-1@1'), asOwner).thenFails('storage_image_attach');
   });
-  test('for another device it is refused (storage_image_attach)', () => {
-    given(ATTACHING).when(confirm(VM, 'vdc'), asOwner).thenFails('storage_image_attach');
+  test('a repeat of an earlier attach after a new one is attached is refused too, not a no-op', () => {
+    const reattached = [...ATTACHED, detached(), attachRequested(VM, 'vdc', 'image-1@6'), attached(VM, 'vdc', 'hot', 'image-1@6')];
+    given(reattached).when(confirm(ATTACH), asOwner).thenFails('storage_image_attach');
+    given(reattached).when(confirm('image-1@6'), asOwner).thenNothing();
   });
   test('after a failed attach it is refused (storage_image_attach)', () => {
     given([...ATTACHING, attachFailed()]).when(confirm(), asOwner).thenFails('storage_image_attach');
@@ -424,19 +419,22 @@ describe('ConfirmAttach: only after a request with the same VM and device; a rep
   });
 });
 
-describe('FailAttach frees the image', () => {
+describe('FailAttach frees the image, only for the attach in progress', () => {
   test('attaching -> AttachFailed, and the image is detached again', () => {
     const [event] = given(ATTACHING)
-      .when(failAttach(VM, 'vdb', 'timeout'), asOwner)
-      .then([{ type: 'StorageImageAttachFailed', data: { vmId: VM, diskDev: 'vdb', reason: 'timeout' } }]);
+      .when(failAttach(ATTACH, 'timeout'), asOwner)
+      .then([{ type: 'StorageImageAttachFailed', data: { vmId: VM, diskDev: 'vdb', reason: 'timeout', attachId: ATTACH }, cause: ownerCause }]);
     expect(fold([...ATTACHING, event!])).toEqual({ status: 'ok', image: expect.anything(), attachment: null });
   });
-  test('no attach in progress to that VM/device: no-op (a repeat, or a stale failure)', () => {
+  test('no attach in progress with that id: no-op (a repeat, or a stale failure)', () => {
     given(OK).when(failAttach(), asOwner).thenNothing();
     given(ATTACHED).when(failAttach(), asOwner).thenNothing();
-    given(ATTACHING).when(failAttach(VM, 'vdc'), asOwner).thenNothing();
-    given(ATTACHING).when(failAttach(6, 'vdb'), asOwner).thenNothing();
+    given(ATTACHING).when(failAttach('image-1@1'), asOwner).thenNothing();
     given([...ATTACHING, attachFailed()]).when(failAttach(), asOwner).thenNothing();
+  });
+  test('a late failure of an earlier attach leaves a newer attach in progress alone', () => {
+    const again = [...ATTACHING, attachFailed(), attachRequested(VM, 'vdc', 'image-1@5')];
+    given(again).when(failAttach(ATTACH), asReconciler).thenNothing();
   });
 });
 
@@ -447,10 +445,10 @@ describe('AttachAtBoot: any bus, for a VM not running (or not yet known); refuse
   test.each(['scsi', 'virtio', 'ide', 'sata', 'usb'] as const)('a %s disk on a VM not running is recorded as attached (boot)', (controller) => {
     given(okOn(controller))
       .when(atBoot(notRunning(), 'sdb'), asPortalForOwner)
-      .then([{ type: 'StorageImageAttached', data: { vmId: VM, diskDev: 'sdb', mode: 'boot' } }]);
+      .then([{ type: 'StorageImageAttached', data: { vmId: VM, diskDev: 'sdb', mode: 'boot', attachId: ATTACH }, cause: portalCause }]);
   });
   test('a VM not yet known to the directory is fine', () => {
-    given(OK).when(atBoot(null, 'vdb'), asAdmin).then([{ type: 'StorageImageAttached', data: { vmId: VM, diskDev: 'vdb', mode: 'boot' } }]);
+    given(OK).when(atBoot(null, 'vdb'), asAdmin).then([{ type: 'StorageImageAttached', data: { vmId: VM, diskDev: 'vdb', mode: 'boot', attachId: ATTACH }, cause: adminCause }]);
   });
   test('a running VM is refused (storage_image_attach)', () => {
     given(OK).when(atBoot(running(), 'vdb'), asOwner).thenFails('storage_image_attach', /running/);
@@ -476,13 +474,13 @@ describe('AttachAtBoot: any bus, for a VM not running (or not yet known); refuse
 
 describe('detach (storage_image_detach when it fails)', () => {
   test('an attached image is detached from its VM and device', () => {
-    given(ATTACHED).when(detach(VM), asOwner).then([{ type: 'StorageImageDetached', data: { vmId: VM, diskDev: 'vdb' } }]);
+    given(ATTACHED).when(detach(VM), asOwner).then([{ type: 'StorageImageDetached', data: { vmId: VM, diskDev: 'vdb', attachId: ATTACH }, cause: ownerCause }]);
   });
   test('without a VM id, from the VM it is on', () => {
-    given(ATTACHED).when(detach(), asOwner).then([{ type: 'StorageImageDetached', data: { vmId: VM, diskDev: 'vdb' } }]);
+    given(ATTACHED).when(detach(), asOwner).then([{ type: 'StorageImageDetached', data: { vmId: VM, diskDev: 'vdb', attachId: ATTACH }, cause: ownerCause }]);
   });
   test('a boot-attached image can be detached', () => {
-    given([...OK, attached(VM, 'sdb', 'boot')]).when(detach(), asOwner).then([{ type: 'StorageImageDetached', data: { vmId: VM, diskDev: 'sdb' } }]);
+    given([...OK, attached(VM, 'sdb', 'boot')]).when(detach(), asOwner).then([{ type: 'StorageImageDetached', data: { vmId: VM, diskDev: 'sdb', attachId: ATTACH }, cause: ownerCause }]);
   });
   test('not attached is storage_image_detach', () => {
     given(OK).when(detach(), asOwner).thenFails('storage_image_detach', /not attached/);
@@ -499,7 +497,7 @@ describe('detach (storage_image_detach when it fails)', () => {
 
 describe('VM stopped (DetachStoppedVm): records only, system cause vm-stopped', () => {
   test('detaches in the records, with the system cause vm-stopped', () => {
-    const events = given(ATTACHED).when(vmStopped(), asSystem).then([{ type: 'StorageImageDetached', data: { vmId: VM, diskDev: 'vdb' } }]);
+    const events = given(ATTACHED).when(vmStopped(), asSystem).then([{ type: 'StorageImageDetached', data: { vmId: VM, diskDev: 'vdb', attachId: ATTACH }, cause: stopCause }]);
     expect(events[0]!.cause).toEqual({ kind: 'system', reason: 'vm-stopped' });
   });
   test('no-op when the image is not on that VM', () => {
@@ -513,7 +511,7 @@ describe('VM stopped (DetachStoppedVm): records only, system cause vm-stopped', 
   test('an attach in progress becomes AttachFailed', () => {
     given(ATTACHING)
       .when(vmStopped(), asSystem)
-      .then([{ type: 'StorageImageAttachFailed', data: { vmId: VM, diskDev: 'vdb', reason: 'VM stopped during attach' } }]);
+      .then([{ type: 'StorageImageAttachFailed', data: { vmId: VM, diskDev: 'vdb', reason: 'VM stopped during attach', attachId: ATTACH }, cause: stopCause }]);
   });
   test('a revoked image changes nothing', () => {
     given(REVOKED).when(vmStopped(), asSystem).thenNothing();
@@ -525,7 +523,7 @@ describe('VM stopped (DetachStoppedVm): records only, system cause vm-stopped', 
 
 describe('revoke: only when detached (image_attached) and ok (image_delete)', () => {
   test('a detached ok image is revoked', () => {
-    given(OK).when(REVOKE, asOwner).then([{ type: 'StorageImageRevoked', data: {} }]);
+    given(OK).when(REVOKE, asOwner).then([{ type: 'StorageImageRevoked', data: {}, cause: ownerCause }]);
   });
   test('attached is image_attached', () => {
     given(ATTACHED).when(REVOKE, asOwner).thenFails('image_attached');
@@ -603,16 +601,16 @@ describe('evolve: the state after each event', () => {
     const state = fold([...ATTACHED, edited({ name: 'n2' })]);
     expect(state).toMatchObject({ status: 'ok', image: { name: 'n2' }, attachment: { phase: 'attached', vmId: VM } });
   });
-  test('AttachRequested -> ok, attaching to the VM and device', () => {
+  test('AttachRequested -> ok, attaching to the VM and device, named by its attach id', () => {
     const later = { ...attachRequested(), time: LATER };
-    expect(fold([...OK, later])).toEqual({ status: 'ok', image, attachment: { phase: 'attaching', vmId: VM, diskDev: 'vdb', since: LATER } });
+    expect(fold([...OK, later])).toEqual({ status: 'ok', image, attachment: { phase: 'attaching', vmId: VM, diskDev: 'vdb', attachId: ATTACH, since: LATER } });
   });
   test('Attached -> ok, attached with its mode', () => {
-    expect(fold(ATTACHED)).toEqual({ status: 'ok', image, attachment: { phase: 'attached', vmId: VM, diskDev: 'vdb', mode: 'hot', since: NOW } });
-    expect(fold([...OK, attached(VM, 'sdb', 'boot')])).toEqual({
+    expect(fold(ATTACHED)).toEqual({ status: 'ok', image, attachment: { phase: 'attached', vmId: VM, diskDev: 'vdb', mode: 'hot', attachId: ATTACH, since: NOW } });
+    expect(fold([...OK, attached(VM, 'sdb', 'boot', 'image-1@3')])).toEqual({
       status: 'ok',
       image,
-      attachment: { phase: 'attached', vmId: VM, diskDev: 'sdb', mode: 'boot', since: NOW },
+      attachment: { phase: 'attached', vmId: VM, diskDev: 'sdb', mode: 'boot', attachId: 'image-1@3', since: NOW },
     });
   });
   test('AttachFailed -> ok, detached', () => {
@@ -689,10 +687,45 @@ describe('every event carries its time and who caused it', () => {
   });
 });
 
+describe('decide returns what one command step appends: at most one event', () => {
+  const histories: Array<[string, NewEvent[]]> = [
+    ['none', []],
+    ['adding', ADDING],
+    ['failed', FAILED],
+    ['ok', OK],
+    ['attaching', ATTACHING],
+    ['attached', ATTACHED],
+    ['revoked', REVOKED],
+  ];
+  const commands: StorageImageCommand[] = [
+    create(),
+    MARK_READY,
+    MARK_FAILED,
+    edit({ name: 'other', description: 'd', diskController: 'usb' }),
+    hotAttach(),
+    confirm(),
+    failAttach(),
+    atBoot(),
+    detach(),
+    vmStopped(),
+    REVOKE,
+  ];
+  const pairs = histories.flatMap(([name, history]) => commands.map((command) => [name, command.type, history, command] as const));
+  test.each(pairs)('%s, %s: zero or one event, or a refusal', (_state, _type, history, command) => {
+    let events: NewEvent[] = [];
+    try {
+      events = decide(command, fold(history), asAdmin);
+    } catch {
+      return; // a refusal appends nothing
+    }
+    expect(events.length).toBeLessThanOrEqual(1);
+  });
+});
+
 describe('create and edit: text must be well-formed', () => {
   const NOW2 = '2026-11-26T10:00:00.000Z';
   const owner: CommandContext = { actor: { kind: 'user', userId: 7101 }, now: NOW2 };
-  const base = { type: 'CreateStorageImage' as const, imageId: 1, description: '', diskController: 'virtio' as const, filesystem: 'raw' as const, sizeMb: 1, quota: { limitMb: 10, usedMb: 0 } };
+  const base = { type: 'CreateStorageImage' as const, imageId: 1, description: '', diskController: 'virtio' as const, filesystem: 'raw' as const, sizeMb: 1 };
   test('a lone surrogate in the name is refused (validation)', () => {
     given([]).when({ ...base, name: 'x\ud800' }, owner).thenFails('validation', /well-formed/);
   });
@@ -700,6 +733,6 @@ describe('create and edit: text must be well-formed', () => {
     given([]).when({ ...base, name: 'x', description: 'a\u0000b' }, owner).thenFails('validation', /well-formed/);
   });
   test('astral characters (a pair of surrogates) are fine', () => {
-    given([]).when({ ...base, name: '😀'.repeat(45) }, owner).then([{ type: 'StorageImageCreated', data: { imageId: 1, userId: 7101, name: '😀'.repeat(45), description: '', diskController: 'virtio', filesystem: 'raw', sizeMb: 1 } }]);
+    given([]).when({ ...base, name: '😀'.repeat(45) }, owner).then([{ type: 'StorageImageCreated', data: { imageId: 1, userId: 7101, name: '😀'.repeat(45), description: '', diskController: 'virtio', filesystem: 'raw', sizeMb: 1 }, cause: { kind: 'user', userId: 7101 } }]);
   });
 });
