@@ -1,14 +1,18 @@
 /**
  * Test support: the tables under a random prefix on the shared DynamoDB Local, per test
- * file, with stream pollers on its events table; plus small builders of StorageImage
- * events with their states.
+ * file, with stream pollers on its events table; small builders of StorageImage events
+ * with their states; ServiceDeps over the real stores with a host that does nothing (for
+ * tests of the store, not of the hosts).
  */
 import { randomBytes } from 'node:crypto';
 import { startLocalDynamo, type LocalDynamo } from '../../local/dynamo';
 import { StreamPoller, type StreamHandler, type StreamPollerOptions } from '../../local/streamPoller';
 import { createDynamoStores, type DynamoStores } from '../../adapters/dynamodb';
 import { evolve, initialState, streamIdOf, type NewEvent, type StorageImageState } from '../../domain/storageImage';
-import type { StoredEvent } from '../../application/storePorts';
+import type { StepEffects, StoredEvent } from '../../application/storePorts';
+import type { Hypervisor, StorageHost } from '../../application/ports';
+import type { ServiceDeps } from '../../application/storageImages';
+import { silentLogger } from '../../application/logger';
 
 export interface TestDynamo {
   local: LocalDynamo;
@@ -67,9 +71,10 @@ export const created = (imageId: number, userId: number, sizeMb = 100, time = at
 });
 export const diskReady = (userId: number, time = at(1)): NewEvent => ({ type: 'StorageImageDiskReady', data: {}, time, cause: { kind: 'system', reason: 'disk-file' } });
 export const edited = (userId: number, name: string, time = at(2)): NewEvent => ({ type: 'StorageImageEdited', data: { name }, time, cause: user(userId) });
+/** A boot-time Attached (its attachId is a placeholder: these streams carry no device claims). */
 export const attached = (userId: number, vmId: number, diskDev: string, time = at(3)): NewEvent => ({
   type: 'StorageImageAttached',
-  data: { vmId, diskDev, mode: 'boot' },
+  data: { vmId, diskDev, mode: 'boot', attachId: `image-${vmId}-${diskDev}` },
   time,
   cause: user(userId),
 });
@@ -90,12 +95,68 @@ export const storedStream = (imageId: number, events: NewEvent[]): StoredEvent[]
   });
 };
 
-/** Appends the events of one stream through the store, as the application would. */
+/** A quota limit no test stream reaches. */
+export const NO_LIMIT_MB = 1e12;
+
+/**
+ * Appends the events of one stream through the store, one commit per event as the
+ * application would, with the quota entries of Created and Revoked in the same commit
+ * (so the ledgers agree with the log).
+ */
 export const appendStream = async (stores: DynamoStores, imageId: number, events: NewEvent[]): Promise<StoredEvent[]> => {
   const stored: StoredEvent[] = [];
   for (const e of storedStream(imageId, events)) {
     const { version, stateAfter, streamId, ...event } = e;
-    stored.push(await stores.events.append(streamId, version - 1, event as NewEvent, stateAfter));
+    const effects: StepEffects =
+      stateAfter.status === 'none'
+        ? {}
+        : event.type === 'StorageImageCreated'
+          ? { quota: { reserve: { userId: stateAfter.image.userId, imageId, sizeMb: stateAfter.image.sizeMb, limitMb: NO_LIMIT_MB } } }
+          : event.type === 'StorageImageRevoked'
+            ? { quota: { release: { userId: stateAfter.image.userId, imageId, sizeMb: stateAfter.image.sizeMb } } }
+            : {};
+    const [one] = await stores.events.commit([{ streamId, expectedVersion: version - 1, event: event as NewEvent, stateAfter }], effects);
+    stored.push(one!);
   }
   return stored;
+};
+
+// ---------------------------------------------------------------------------
+// The application over the real stores
+
+/** A host that does what it is asked and remembers it: hosts are not what these tests test. */
+export const fakeHosts = (): { hypervisor: Hypervisor & { attached: Map<string, string> }; storage: StorageHost } => {
+  const attached = new Map<string, string>(); // `${domain}/${dev}` -> file
+  return {
+    hypervisor: {
+      attached,
+      attachDisk: async ({ domain, dev, file }) => void attached.set(`${domain}/${dev}`, file),
+      detachDisk: async ({ domain, dev }) => void attached.delete(`${domain}/${dev}`),
+      listDisks: async ({ domain }) =>
+        [...attached].filter(([k]) => k.startsWith(`${domain}/`)).map(([k, source]) => ({ dev: k.slice(domain.length + 1), source })),
+    },
+    storage: {
+      storageIds: ['default'],
+      freeSpaceMb: async () => 1e9,
+      createDiskFile: async () => undefined,
+      deleteDiskFile: async () => undefined,
+      pathOf: ({ userId, imageId }) => `/images/${userId}/${imageId}`,
+    },
+  };
+};
+
+/** ServiceDeps over the real DynamoDB stores, with fake hosts. */
+export const serviceDeps = (stores: DynamoStores, config: Partial<ServiceDeps['config']> = {}): ServiceDeps & { hypervisor: ReturnType<typeof fakeHosts>['hypervisor'] } => {
+  const hosts = fakeHosts();
+  return {
+    events: stores.events,
+    readModel: stores.readModel,
+    vms: stores.vms,
+    quota: stores.quota,
+    ids: stores.ids,
+    logger: silentLogger,
+    hypervisor: hosts.hypervisor,
+    storage: hosts.storage,
+    config: { defaultQuotaMb: 1000, maxDisksPerVm: 10, ...config },
+  };
 };
