@@ -7,14 +7,13 @@ import type { Logger } from '@aws-lambda-powertools/logger';
 import { DomainError } from '../../domain/errors';
 import { container, serviceLogger, useHosts } from '../shared/container';
 import { hostsOverSsm } from '../shared/hostsOverSsm';
-import { errorReply, httpStack, json, type HttpEvent, type HttpResult } from '../shared/http';
+import { errorReply, httpRouter, httpStack, json, type HttpResult } from '../shared/http';
 import { callerFromClaims } from '../shared/identity';
-import { ADMIN_FUNCTIONS, USER_FUNCTIONS } from './cc1Functions';
+import { CC1_ROUTES, type Cc1RouteDef } from '../shared/routeTable';
+import { ADMIN_FUNCTIONS, USER_FUNCTIONS, type Cc1Function } from './cc1Functions';
 
 useHosts(hostsOverSsm);
 const logger = serviceLogger();
-
-const PATH = /^\/(user|admin_cm)\/storage_image\/([a-z_]+)\/?$/;
 
 export const cc1Reply = (status: string, data: unknown): HttpResult => json(200, { status, data });
 
@@ -30,16 +29,19 @@ const cc1ErrorReply = (error: unknown, log: Logger): HttpResult => {
   return reply.statusCode !== undefined && reply.statusCode < 500 ? cc1Reply('validation', '') : reply;
 };
 
+const FUNCTIONS: Record<Cc1RouteDef['scope'], Record<string, Cc1Function>> = { user: USER_FUNCTIONS, admin_cm: ADMIN_FUNCTIONS };
+
 export const handler = httpStack(
-  async (event: HttpEvent) => {
-    const m = PATH.exec(event.rawPath);
-    const functions = m?.[1] === 'user' ? USER_FUNCTIONS : ADMIN_FUNCTIONS;
-    if (!m || !Object.hasOwn(functions, m[2]!)) throw new DomainError('not_found', `No CC1 function at ${event.rawPath}.`);
-    const { config, deps } = container();
-    const claims = event.requestContext.authorizer?.jwt?.claims;
-    if (!claims) throw new DomainError('unauthorized', 'A bearer token is required.');
-    const caller = callerFromClaims(claims, config.userIdClaim);
-    return cc1Reply('ok', await functions[m[2]!]!({ caller, body: event.body, deps }));
-  },
+  httpRouter(
+    CC1_ROUTES.map((route) => ({
+      ...route,
+      handler: async (event) => {
+        const { config, deps } = container();
+        const caller = callerFromClaims(event.requestContext.authorizer?.jwt?.claims, config.userIdClaim);
+        return cc1Reply('ok', await FUNCTIONS[route.scope][route.fn]!({ caller, body: event.body, deps }));
+      },
+    })),
+    (_method, path) => `No CC1 function at ${path}.`,
+  ),
   { logger, replyToError: cc1ErrorReply, idempotencyStore: () => container().idempotencyStore() },
 );

@@ -10,11 +10,12 @@ import { DynamoQuotaLedger } from '../../adapters/dynamodb/quotaLedger';
 import { reconcile } from '../../application/reconciler';
 import { container, serviceLogger, useHosts } from '../shared/container';
 import { hostsOverSsm } from '../shared/hostsOverSsm';
+import { observedHandler } from '../shared/observability';
 
 useHosts(hostsOverSsm);
 const logger = serviceLogger();
 
-export const handler = async (event: { task?: string } = {}) => {
+export const handler = observedHandler(logger, async (event: { task?: string } = {}) => {
   const { deps } = container();
   if (event.task === 'quota' && deps.quota instanceof DynamoQuotaLedger) {
     const changed = await rebuildQuotaLedgers(deps.events, deps.quota);
@@ -24,4 +25,4 @@ export const handler = async (event: { task?: string } = {}) => {
   const report = await reconcile(deps);
   logger.info('reconciled', { vmsChecked: report.vmsChecked, hostsUnreachable: report.hostsUnreachable, repairs: report.repairs.length });
   return report;
-};
+}, 'id');

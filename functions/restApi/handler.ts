@@ -1,32 +1,29 @@
 /**
  * The REST API Lambda (SPEC 4.1): one function behind every route of the HTTP API.
  * API Gateway's JWT authorizer has verified the token; this reads its claims.
+ * Routing is @middy/http-router over the route table; each route's work is in routes.ts.
  */
-import { DomainError } from '../../domain/errors';
 import { container, serviceLogger, useHosts } from '../shared/container';
 import { hostsOverSsm } from '../shared/hostsOverSsm';
-import { httpStack, json, type HttpEvent } from '../shared/http';
+import { httpRouter, httpStack, json } from '../shared/http';
 import { callerFromClaims } from '../shared/identity';
-import { findRouteByKey, matchRoute } from './routes';
+import { ROUTES } from './routes';
 
 useHosts(hostsOverSsm);
 const logger = serviceLogger();
 
 export const handler = httpStack(
-  async (event: HttpEvent) => {
-    const method = event.requestContext.http.method;
-    const matched = findRouteByKey(event.routeKey) ?? matchRoute(method, event.rawPath).route;
-    if (!matched) throw new DomainError('not_found', `No route ${method} ${event.rawPath}.`);
-    const { config, deps } = container();
-    const caller = callerFromClaims(event.requestContext.authorizer?.jwt?.claims, config.userIdClaim);
-    const params = event.pathParameters ?? matchParams(method, event.rawPath);
-    const reply = await matched.run({ caller, params, query: event.queryStringParameters ?? {}, body: event.body, deps });
-    return json(reply.status, reply.body);
-  },
+  httpRouter(
+    ROUTES.map((route) => ({
+      ...route,
+      handler: async (event) => {
+        const { config, deps } = container();
+        const caller = callerFromClaims(event.requestContext.authorizer?.jwt?.claims, config.userIdClaim);
+        const reply = await route.run({ caller, params: event.pathParameters ?? {}, query: event.queryStringParameters ?? {}, body: event.body, deps });
+        return json(reply.status, reply.body);
+      },
+    })),
+    (method, path) => `No route ${method} ${path}.`,
+  ),
   { logger, idempotencyStore: () => container().idempotencyStore() },
 );
-
-const matchParams = (method: string, path: string): Record<string, string> => {
-  const m = matchRoute(method, path);
-  return m.route ? m.params : {};
-};

@@ -6,6 +6,11 @@ import { PATTERNS } from '../../adapters/ssm/patterns';
 import { DEFAULT_STORAGE, type StorageLocation } from '../../application/storageChoice';
 import { DEFAULT_MAX_DISKS_PER_VM } from '../../domain/devices';
 
+/** Powertools service name (logs, metrics dimension, trace annotation); the local stack sets its own. */
+export const SERVICE_NAME = 'cc1-storage-images';
+/** The one CloudWatch namespace of the service's metrics: the code, the stack's env and its alarms use this. */
+export const METRICS_NAMESPACE = 'Cc1StorageImages';
+
 export const ENV = {
   /** Prefix of every table name: `<prefix>-events`, `<prefix>-control`, `<prefix>-images-v<N>`. */
   tablePrefix: 'TABLE_PREFIX',

@@ -1,13 +1,33 @@
 /**
  * Attach/detach outcomes and projection lag as CloudWatch metrics (Powertools
- * Metrics, embedded metric format in the logs: no API call at run time).
+ * Metrics, embedded metric format in the logs: no API call at run time). Flushed by
+ * the `logMetrics` middleware of every handler (functions/shared/observability.ts).
  */
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { Metrics as MetricsPort } from '../../application/storageImages';
+import { METRICS_NAMESPACE, SERVICE_NAME } from './config';
+
+type MetricsLogger = NonNullable<NonNullable<ConstructorParameters<typeof Metrics>[0]>['logger']>;
+
+/**
+ * Powertools warns on every flush that holds no metric, which is most API requests
+ * here (only attach/detach outcomes and the projector add any): expected, not worth a
+ * log line per request. Its other warnings (a metric or dimension CloudWatch would drop) stay.
+ */
+const withoutEmptyFlushWarning: MetricsLogger = {
+  trace: console.trace,
+  debug: console.debug,
+  info: console.info,
+  error: console.error,
+  warn: (...args: unknown[]) => {
+    if (!String(args[0]).startsWith('No application metrics to publish')) console.warn(...args);
+  },
+};
 
 export const metrics = new Metrics({
-  namespace: process.env.POWERTOOLS_METRICS_NAMESPACE ?? 'CC1StorageImages',
-  serviceName: process.env.POWERTOOLS_SERVICE_NAME ?? 'cc1-storage-images',
+  namespace: METRICS_NAMESPACE,
+  serviceName: process.env.POWERTOOLS_SERVICE_NAME ?? SERVICE_NAME,
+  logger: withoutEmptyFlushWarning,
 });
 
 export const metricsPort = (): MetricsPort => ({
