@@ -30,10 +30,17 @@ export const metrics = new Metrics({
   logger: withoutEmptyFlushWarning,
 });
 
+/**
+ * Each count twice: its total (the `service` dimension only: what the alarms and the
+ * dashboard read) and, when it has any, its breakdown (kind, mode) for diagnosis.
+ * CloudWatch keeps a metric per dimension set, so the total cannot be summed later.
+ */
 export const metricsPort = (): MetricsPort => ({
   count(name, dimensions) {
-    const single = metrics.singleMetric();
-    for (const [key, value] of Object.entries(dimensions ?? {})) single.addDimension(key, value);
-    single.addMetric(name, MetricUnit.Count, 1);
+    metrics.singleMetric().addMetric(name, MetricUnit.Count, 1);
+    if (!dimensions || Object.keys(dimensions).length === 0) return;
+    const breakdown = metrics.singleMetric();
+    for (const [key, value] of Object.entries(dimensions)) breakdown.addDimension(key, value);
+    breakdown.addMetric(name, MetricUnit.Count, 1);
   },
 });
