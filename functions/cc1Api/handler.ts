@@ -8,7 +8,6 @@ import { DomainError } from '../../domain/errors';
 import { container, serviceLogger, useHosts } from '../shared/container';
 import { hostsOverSsm } from '../shared/hostsOverSsm';
 import { errorReply, httpRouter, httpStack, json, type HttpResult } from '../shared/http';
-import { callerFromClaims } from '../shared/identity';
 import { CC1_ROUTES, type Cc1RouteDef } from '../shared/routeTable';
 import { ADMIN_FUNCTIONS, USER_FUNCTIONS, type Cc1Function } from './cc1Functions';
 
@@ -35,11 +34,7 @@ export const handler = httpStack(
   httpRouter(
     CC1_ROUTES.map((route) => ({
       ...route,
-      handler: async (event) => {
-        const { config, deps } = container();
-        const caller = callerFromClaims(event.requestContext.authorizer?.jwt?.claims, config.userIdClaim);
-        return cc1Reply('ok', await FUNCTIONS[route.scope][route.fn]!({ caller, body: event.body, deps }));
-      },
+      handler: async (event, { caller, deps }) => cc1Reply('ok', await FUNCTIONS[route.scope][route.fn]!({ caller, body: event.body, deps })),
     })),
     (_method, path) => `No CC1 function at ${path}.`,
   ),

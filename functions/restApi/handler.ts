@@ -6,7 +6,6 @@
 import { container, serviceLogger, useHosts } from '../shared/container';
 import { hostsOverSsm } from '../shared/hostsOverSsm';
 import { httpRouter, httpStack, json } from '../shared/http';
-import { callerFromClaims } from '../shared/identity';
 import { ROUTES } from './routes';
 
 useHosts(hostsOverSsm);
@@ -16,9 +15,7 @@ export const handler = httpStack(
   httpRouter(
     ROUTES.map((route) => ({
       ...route,
-      handler: async (event) => {
-        const { config, deps } = container();
-        const caller = callerFromClaims(event.requestContext.authorizer?.jwt?.claims, config.userIdClaim);
+      handler: async (event, { caller, deps }) => {
         const reply = await route.run({ caller, params: event.pathParameters ?? {}, query: event.queryStringParameters ?? {}, body: event.body, deps });
         return json(reply.status, reply.body);
       },

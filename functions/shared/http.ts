@@ -15,6 +15,9 @@ import type { Logger } from '@aws-lambda-powertools/logger';
 import { correlationPaths } from '@aws-lambda-powertools/logger/correlationId';
 import type { APIGatewayProxyEventV2, APIGatewayProxyEventV2WithJWTAuthorizer, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
 import { DomainError, type ErrorCode } from '../../domain/errors';
+import type { ServiceDeps } from '../../application/storageImages';
+import { container } from './container';
+import { callerFromClaims, type Caller } from './identity';
 import { lazy } from './lazy';
 import { observability } from './observability';
 import type { RouteDef } from './routeTable';
@@ -172,18 +175,37 @@ const lazyPersistence = (make: () => BasePersistenceLayer): BasePersistenceLayer
   });
 };
 
+/** Who calls (from the JWT claims API Gateway's authorizer verified) and what the service runs on. */
+export interface RequestScope {
+  caller: Caller;
+  deps: ServiceDeps;
+}
+
+const scopeOf = (event: HttpEvent): RequestScope => {
+  const { config, deps } = container();
+  return { caller: callerFromClaims(event.requestContext.authorizer?.jwt?.claims, config.userIdClaim), deps };
+};
+
 export interface HttpRoute extends RouteDef {
-  handler: (event: HttpEvent) => Promise<HttpResult>;
+  handler: (event: HttpEvent, scope: RequestScope) => Promise<HttpResult>;
 }
 
 /**
  * Routes by method and path with @middy/http-router (path parameters from the
- * `{name}` templates; API Gateway's own pathParameters win). An unmatched request is
- * `not_found`. The router's types speak API Gateway's raw event; ours has the body parsed.
+ * `{name}` templates; API Gateway's own pathParameters win), and hands the route its
+ * caller and deps. An unmatched request is `not_found` (before any token is read).
+ * The router's types speak API Gateway's raw event; ours has the body parsed.
  */
 export const httpRouter = (routes: readonly HttpRoute[], notFound: (method: string, path: string) => string) => {
   const router = httpRouterHandler<APIGatewayProxyEventV2, HttpResult>({
-    routes: routes.map((r) => ({ method: r.method, path: r.path, handler: (raw: APIGatewayProxyEventV2) => r.handler(raw as unknown as HttpEvent) })),
+    routes: routes.map((r) => ({
+      method: r.method,
+      path: r.path,
+      handler: (raw: APIGatewayProxyEventV2) => {
+        const event = raw as unknown as HttpEvent;
+        return r.handler(event, scopeOf(event));
+      },
+    })),
     notFoundResponse: ({ method, path }) => {
       throw new DomainError('not_found', notFound(method, path));
     },
