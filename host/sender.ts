@@ -19,6 +19,7 @@
 import { EventBridgeClient, PutEventsCommand, type PutEventsRequestEntry } from '@aws-sdk/client-eventbridge';
 import { mkdirSync, readdirSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { parseArgs } from 'node:util';
 import { parseVmEvent, VM_EVENT_DETAIL_TYPE, VM_EVENT_SOURCE } from '../functions/vmEvents/vmStateEvent';
 
 // ---------------------------------------------------------------------------------
@@ -382,35 +383,49 @@ config file (default /etc/cc1/host.env): CC1_SPOOL_DIR, CC1_EVENT_BUS_NAME, AWS_
 CC1_EVENTS_ENDPOINT (an EventBridge endpoint), CC1_LOCAL_EVENTS_URL (the local stack's URL:
 sends to <url>/_local/events instead of AWS); the environment overrides the file.`;
 
+const CLI_OPTIONS = {
+  once: { type: 'boolean' },
+  watch: { type: 'boolean' },
+  help: { type: 'boolean' },
+  interval: { type: 'string' },
+  config: { type: 'string' },
+  spool: { type: 'string' },
+  bus: { type: 'string' },
+  region: { type: 'string' },
+  endpoint: { type: 'string' },
+  local: { type: 'string' },
+  'max-attempts': { type: 'string' },
+} as const;
+
+/** The flags, parsed by node:util (`--x v` and `--x=v`; an unknown flag or a missing value is refused). */
+const parseCliArgs = (argv: string[]) => parseArgs({ args: argv, options: CLI_OPTIONS, strict: true, allowPositionals: false });
+
 export const parseCli = (argv: string[], env: NodeJS.ProcessEnv, readFile: (path: string) => string | undefined): CliOptions => {
-  const flags = new Map<string, string | true>();
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    if (a === '--once' || a === '--watch' || a === '--help') flags.set(a, true);
-    else if (a.startsWith('--')) {
-      const [k, v] = a.includes('=') ? [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)] : [a, argv[++i]];
-      if (v === undefined) throw new Error(`${k} needs a value\n${USAGE}`);
-      flags.set(k, v);
-    } else throw new Error(`unexpected argument ${a}\n${USAGE}`);
+  let values: ReturnType<typeof parseCliArgs>['values'];
+  try {
+    ({ values } = parseCliArgs(argv));
+  } catch (error) {
+    throw new Error(`${(error as Error).message}\n${USAGE}`);
   }
-  if (flags.has('--help')) throw new Error(USAGE);
-  if (flags.has('--once') === flags.has('--watch')) throw new Error(`give exactly one of --once, --watch\n${USAGE}`);
-  const configPath = (flags.get('--config') as string | undefined) ?? env.CC1_HOST_ENV ?? '/etc/cc1/host.env';
+  if (values.help) throw new Error(USAGE);
+  if (Boolean(values.once) === Boolean(values.watch)) throw new Error(`give exactly one of --once, --watch\n${USAGE}`);
+  const configPath = values.config ?? env.CC1_HOST_ENV ?? '/etc/cc1/host.env';
   const text = readFile(configPath);
   const file = text === undefined ? {} : parseEnvFile(text);
-  const pick = (flag: string, key: string): string | undefined => (flags.get(flag) as string | undefined) ?? env[key] ?? file[key] ?? undefined;
-  const busName = pick('--bus', 'CC1_EVENT_BUS_NAME');
-  const localUrl = pick('--local', 'CC1_LOCAL_EVENTS_URL');
+  // A flag wins over the environment, which wins over the config file.
+  const pick = (flag: string | undefined, key: string): string | undefined => flag ?? env[key] ?? file[key] ?? undefined;
+  const busName = pick(values.bus, 'CC1_EVENT_BUS_NAME');
+  const localUrl = pick(values.local, 'CC1_LOCAL_EVENTS_URL');
   if (!busName && !localUrl) throw new Error(`no event bus: set CC1_EVENT_BUS_NAME in ${configPath} or give --bus\n${USAGE}`);
-  const interval = Number(pick('--interval', 'CC1_SENDER_INTERVAL_MS') ?? 2000);
+  const interval = Number(pick(values.interval, 'CC1_SENDER_INTERVAL_MS') ?? 2000);
   if (!Number.isFinite(interval) || interval < 50) throw new Error('--interval must be a number of milliseconds >= 50');
-  const maxAttempts = pick('--max-attempts', 'CC1_SENDER_MAX_ATTEMPTS');
-  const region = pick('--region', 'AWS_REGION');
-  const endpoint = pick('--endpoint', 'CC1_EVENTS_ENDPOINT');
+  const maxAttempts = pick(values['max-attempts'], 'CC1_SENDER_MAX_ATTEMPTS');
+  const region = pick(values.region, 'AWS_REGION');
+  const endpoint = pick(values.endpoint, 'CC1_EVENTS_ENDPOINT');
   return {
-    mode: flags.has('--once') ? 'once' : 'watch',
+    mode: values.once ? 'once' : 'watch',
     intervalMs: interval,
-    spoolDir: pick('--spool', 'CC1_SPOOL_DIR') ?? '/var/spool/cc1-vm-events',
+    spoolDir: pick(values.spool, 'CC1_SPOOL_DIR') ?? '/var/spool/cc1-vm-events',
     busName: busName ?? 'default',
     ...(region ? { region } : {}),
     ...(endpoint ? { endpoint } : {}),

@@ -33,11 +33,21 @@ export interface DeployConfig {
   jwtAudience: string[];
   eventBusName: string;
   alarmEmail?: string;
+  /** X-Ray active tracing on every function (Powertools Tracer); on unless `-c xrayTracing=false`. */
   xrayTracing: boolean;
   apiRateLimit: number;
   apiBurstLimit: number;
   /** Alarm when the projector is this far behind the event log. */
   projectionLagAlarmSeconds: number;
+  /** Alarm when diskFiles is this far behind the event log (it makes big files: minutes each). */
+  diskFilesLagAlarmSeconds: number;
+  /** Alarm when more than this percentage of hot attaches (or detaches) fail in 15 minutes. */
+  attachFailurePercentAlarm: number;
+  detachFailurePercentAlarm: number;
+  /** Alarm when the reconciler repairs at least this many things in an hour. */
+  reconcilerRepairsAlarm: number;
+  /** Days the VM events archive keeps events for a replay (0: for ever). */
+  vmEventsArchiveDays: number;
   /** Browser origins allowed to call the API (CORS); empty = no CORS (server-side portals). */
   corsAllowOrigins: string[];
 }
@@ -67,9 +77,18 @@ export const CONTEXT_KEYS = [
   'apiRateLimit',
   'apiBurstLimit',
   'projectionLagAlarmSeconds',
+  'diskFilesLagAlarmSeconds',
+  'attachFailurePercentAlarm',
+  'detachFailurePercentAlarm',
+  'reconcilerRepairsAlarm',
+  'vmEventsArchiveDays',
   'corsAllowOrigins',
 ] as const;
 export type ContextKey = (typeof CONTEXT_KEYS)[number];
+
+/** Fixed names, so the ops CLI finds the VM events archive and the rule to replay into from the bus name alone. */
+export const vmEventsArchiveName = (eventBusName: string): string => `${eventBusName}-archive`.slice(0, 48);
+export const vmStateChangeRuleName = (eventBusName: string): string => `${eventBusName}-vm-state-change`.slice(0, 64);
 
 export class DeployConfigError extends Error {
   constructor(key: ContextKey, message: string) {
@@ -174,10 +193,15 @@ export const readDeployConfig = (get: Lookup): DeployConfig => {
     jwtAudience,
     eventBusName: str(get, 'eventBusName', 'cc1-hypervisor', /^[A-Za-z0-9._-]{1,256}$/),
     alarmEmail: optionalStr(get, 'alarmEmail', /^[^\s@]+@[^\s@]+$/),
-    xrayTracing: bool(get, 'xrayTracing', false),
+    xrayTracing: bool(get, 'xrayTracing', true),
     apiRateLimit: int(get, 'apiRateLimit', 50, 1, 10_000),
     apiBurstLimit: int(get, 'apiBurstLimit', 100, 1, 5_000),
     projectionLagAlarmSeconds: int(get, 'projectionLagAlarmSeconds', 60, 1, 86_400),
+    diskFilesLagAlarmSeconds: int(get, 'diskFilesLagAlarmSeconds', 1_800, 60, 86_400),
+    attachFailurePercentAlarm: int(get, 'attachFailurePercentAlarm', 20, 1, 100),
+    detachFailurePercentAlarm: int(get, 'detachFailurePercentAlarm', 20, 1, 100),
+    reconcilerRepairsAlarm: int(get, 'reconcilerRepairsAlarm', 5, 1, 10_000),
+    vmEventsArchiveDays: int(get, 'vmEventsArchiveDays', 30, 0, 3_650),
     corsAllowOrigins: (get('corsAllowOrigins') === undefined ? [] : list(get, 'corsAllowOrigins', [])).map((origin) => {
       if (!/^https:\/\/[A-Za-z0-9.-]+(:[0-9]{1,5})?$/.test(origin)) throw new DeployConfigError('corsAllowOrigins', `"${origin}" is not an https origin`);
       return origin;

@@ -16,15 +16,17 @@ import type { Construct } from 'constructs';
 import { CONTROL_TABLE, EVENTS_TABLE, imagesTable } from '../adapters/dynamodb/tables';
 import { DOCUMENTS, type DocumentKey } from '../adapters/ssm/documents';
 import { ENV } from '../functions/shared/config';
-import { readDeployConfig, type DeployConfig } from './config';
+import { readDeployConfig, vmEventsArchiveName, vmStateChangeRuleName, type DeployConfig } from './config';
 import { nagArn } from './nag';
-import { Alarms } from './constructs/alarms';
+import { Alarms, serviceMetric } from './constructs/alarms';
+import { Dashboard } from './constructs/dashboard';
 import { Cc1Function } from './constructs/cc1Function';
+import { DataAccess } from './constructs/dataAccess';
 import { DeadLetterQueue } from './constructs/deadLetterQueue';
 import { grantHostCommands } from './constructs/hostAccess';
 import { SsmDocuments } from './constructs/ssmDocuments';
 import { tableFromDefinition } from './constructs/tables';
-import { CC1_ROUTES, REST_ROUTES, type RouteDef } from './routes';
+import { CC1_ROUTES, REST_ROUTES, type RouteDef } from '../functions/shared/routeTable';
 
 export interface StorageImagesStackProps extends StackProps {
   /** Settings; read from CDK context when absent (see infra/config.ts, docs/deploy.md). */
@@ -65,7 +67,8 @@ const STORAGE_DOCUMENTS: DocumentKey[] = ['storageFreeSpace', 'createDiskFile', 
  *   restApi / cc1Api --SSM Run Command--> hypervisor hosts (virsh)
  *   hypervisor hosts --EventBridge "VM State Change"--> vmEvents --> auto-detach
  *   every 5 minutes --> reconciler (records vs. hosts); daily --> reconciler (quota ledgers)
- *   alarms --> SNS
+ *   hypervisor bus --> archive (replay: npm run ops -- replay-vm-events)
+ *   alarms --> SNS; golden signals --> CloudWatch dashboard
  */
 export class StorageImagesStack extends Stack {
   readonly config: DeployConfig;
@@ -114,12 +117,13 @@ export class StorageImagesStack extends Stack {
     const runtimeEnvironment = Object.fromEntries(
       (Object.keys(settings) as DeployedSetting[]).map((key) => [ENV[key], settings[key]]),
     );
-    const fn = (name: string, description: string, timeout: Duration, memorySize = 512) =>
+    const fn = (name: string, description: string, timeout: Duration, memorySize = 512, reservedConcurrency?: number) =>
       new Cc1Function(this, name.charAt(0).toUpperCase() + name.slice(1), {
         name,
         description,
         timeout,
         memorySize,
+        reservedConcurrency,
         environment: runtimeEnvironment,
         tracing: config.xrayTracing,
         projectRoot: props.projectRoot,
@@ -130,19 +134,21 @@ export class StorageImagesStack extends Stack {
     const vmEvents = fn('vmEvents', 'CC1 storage images: VM State Change events, auto-detach', Duration.seconds(60), 256);
     const projector = fn('projector', 'CC1 storage images: events stream to read models', Duration.seconds(60), 256);
     const diskFiles = fn('diskFiles', 'CC1 storage images: make and remove disk files on the storage host', Duration.minutes(15), 256);
-    const reconciler = fn('reconciler', 'CC1 storage images: repair records against the hosts', Duration.minutes(5), 512);
+    // Reserved concurrency 1: a run that outlasts the five-minute schedule is never overlapped by the next one.
+    const reconciler = fn('reconciler', 'CC1 storage images: repair records against the hosts', Duration.minutes(5), 512, 1);
 
-    // ---- 4. Data access: each function gets what it uses ----
-    // The APIs, vmEvents, diskFiles and the reconciler run commands (load, decide,
-    // append) and project inline for read-your-writes; the projector reads the stream.
-    for (const f of [restApi, cc1Api, vmEvents, diskFiles, reconciler]) {
-      eventsTable.grantReadWriteData(f.role);
-      controlTable.grantReadWriteData(f.role);
-      this.grantImagesTables(f, 'readWrite');
-    }
-    eventsTable.grantReadData(projector.role); // history reads to fill a version gap
-    controlTable.grantReadData(projector.role); // which images generation is in use / being rebuilt
-    this.grantImagesTables(projector, 'readWrite');
+    // ---- 4. Data access: each function gets the actions it uses, table by table ----
+    // The event log is append-only by IAM: PutItem (conditional) and ConditionCheckItem,
+    // never UpdateItem, DeleteItem or BatchWriteItem. A command is one TransactWriteItems
+    // (event Put, stream head Update, read-model row Put, device claim / quota Update),
+    // which IAM checks per item: there is no TransactWriteItems action to grant.
+    const data = new DataAccess(this, { events: eventsTable, control: controlTable, imagesPrefix: config.tablePrefix });
+    for (const f of [restApi, cc1Api]) data.grant(f, { events: 'command', control: 'commandWithIdempotency', images: 'readWrite' });
+    for (const f of [vmEvents, diskFiles]) data.grant(f, { events: 'command', control: 'command', images: 'readWrite' });
+    // The reconciler also reads the whole log (quota ledgers) and every VM record.
+    data.grant(reconciler, { events: 'commandAndScan', control: 'commandAndScan', images: 'readWrite' });
+    // The projector: history reads to fill a version gap, which images generation is in use.
+    data.grant(projector, { events: 'read', control: 'read', images: 'readWrite' });
 
     grantHostCommands(restApi.role, documents, API_DOCUMENTS, hostTag);
     grantHostCommands(cc1Api.role, documents, API_DOCUMENTS, hostTag);
@@ -216,6 +222,8 @@ export class StorageImagesStack extends Stack {
       stageName: '$default',
       autoDeploy: true,
       throttle: { rateLimit: config.apiRateLimit, burstLimit: config.apiBurstLimit },
+      // Per-route metrics (Method, Resource) for the dashboard's p99 per route.
+      detailedMetricsEnabled: true,
       accessLogSettings: {
         destination: new apigwv2.LogGroupLogDestination(accessLogs),
         format: apigw.AccessLogFormat.custom(
@@ -240,9 +248,17 @@ export class StorageImagesStack extends Stack {
 
     // ---- 7. VM state events from the hypervisor hosts -> vmEvents (auto-detach) ----
     const bus = new events.EventBus(this, 'HypervisorBus', { eventBusName: config.eventBusName });
+    // Every VM event is kept, so a bug's victims can be replayed (`npm run ops -- replay-vm-events`).
+    const archive = bus.archive('VmEventsArchive', {
+      archiveName: vmEventsArchiveName(config.eventBusName),
+      description: 'VM State Change events from the hypervisor hosts, for replay after a bug (docs/deploy.md)',
+      eventPattern: { source: ['cc1.hypervisor'] },
+      retention: Duration.days(config.vmEventsArchiveDays),
+    });
     const vmEventsDlq = new DeadLetterQueue(this, 'VmEventsDlq', { purpose: 'VM State Change events that could not be delivered or handled' });
-    new events.Rule(this, 'VmStateChangeRule', {
+    const vmStateChangeRule = new events.Rule(this, 'VmStateChangeRule', {
       eventBus: bus,
+      ruleName: vmStateChangeRuleName(config.eventBusName),
       description: 'VM State Change from the hypervisor hosts (libvirt qemu hook -> host/sender)',
       eventPattern: { source: ['cc1.hypervisor'], detailType: ['VM State Change'] },
       targets: [new targets.LambdaFunction(vmEvents.fn, { retryAttempts: 10, maxEventAge: Duration.hours(24), deadLetterQueue: vmEventsDlq.queue })],
@@ -250,28 +266,44 @@ export class StorageImagesStack extends Stack {
     // EventBridge invokes asynchronously: a handler error is retried by Lambda, then dead-lettered.
     vmEvents.fn.configureAsyncInvoke({ retryAttempts: 2, maxEventAge: Duration.hours(6), onFailure: new SqsDestination(vmEventsDlq.queue) });
 
-    // ---- 8. The reconciler: records vs. hosts every five minutes, quota ledgers daily ----
+    // ---- 8. The reconciler: records vs. hosts every five minutes (the quota ledger needs none: it is transactional) ----
     new events.Rule(this, 'ReconcileSchedule', {
       description: 'Run the reconciler: records against the hosts (virsh domblklist), repairs of interrupted commands',
       schedule: events.Schedule.rate(Duration.minutes(5)),
       targets: [new targets.LambdaFunction(reconciler.fn, { retryAttempts: 0 })],
-    });
-    new events.Rule(this, 'ReconcileQuotaSchedule', {
-      description: 'Reset every quota ledger to what the event log says (repairs reservations of crashed creates)',
-      schedule: events.Schedule.rate(Duration.days(1)),
-      targets: [new targets.LambdaFunction(reconciler.fn, { retryAttempts: 0, event: events.RuleTargetInput.fromObject({ task: 'quota' }) })],
     });
     reconciler.fn.configureAsyncInvoke({ retryAttempts: 0 }); // the next run comes in five minutes
 
     // ---- 9. What the hosts need: put VM events, be managed by SSM ----
     const hostRole = this.hostRole(bus);
 
-    // ---- 10. Alarms -> SNS ----
+    // ---- 10. Alarms -> SNS, and the dashboard (docs/deploy.md says what each means) ----
     const alarms = new Alarms(this, 'Alarms', { email: config.alarmEmail });
-    for (const f of [restApi, cc1Api, vmEvents, projector, diskFiles, reconciler]) alarms.functionErrors(f.fn);
+    const functions = [restApi, cc1Api, vmEvents, projector, diskFiles, reconciler];
+    for (const f of functions) {
+      alarms.functionErrors(f.fn);
+      alarms.throttles(f.fn);
+      alarms.durationNearTimeout(f.fn, f.timeout);
+    }
     for (const q of [projectorDlq, diskFilesDlq, vmEventsDlq]) alarms.queueNotEmpty(q.queue);
-    alarms.projectionLag(projector.fn, Duration.seconds(config.projectionLagAlarmSeconds));
+    alarms.streamLag('ProjectionLag', projector.fn, Duration.seconds(config.projectionLagAlarmSeconds), 'The read models are');
+    alarms.streamLag('DiskFilesLag', diskFiles.fn, Duration.seconds(config.diskFilesLagAlarmSeconds), 'Disk file work (make, remove) is');
     alarms.api5xx(stage);
+    const quarterHour = Duration.minutes(15);
+    alarms.failureRate('AttachFailureRate', serviceMetric('AttachFailed', quarterHour), serviceMetric('AttachSucceeded', quarterHour), config.attachFailurePercentAlarm, 'attaches');
+    alarms.failureRate('DetachFailureRate', serviceMetric('DetachFailed', quarterHour), serviceMetric('DetachSucceeded', quarterHour), config.detachFailurePercentAlarm, 'detaches');
+    alarms.countReached(
+      'ReconcilerRepairs',
+      serviceMetric('ReconcilerRepair', Duration.hours(1)),
+      config.reconcilerRepairsAlarm,
+      `The reconciler repaired ${config.reconcilerRepairsAlarm} or more records in an hour (crashed commands, hosts that timed out)`,
+    );
+    const dashboard = new Dashboard(this, 'Dashboard', {
+      stage,
+      routes: { rest: REST_ROUTES, cc1: CC1_ROUTES },
+      functions: functions.map((f) => f.fn),
+      streamConsumers: { projector: projector.fn, diskFiles: diskFiles.fn },
+    });
 
     // ---- Outputs ----
     new CfnOutput(this, 'ApiUrl', { value: api.apiEndpoint });
@@ -283,29 +315,9 @@ export class StorageImagesStack extends Stack {
     new CfnOutput(this, 'ControlTableName', { value: controlTable.tableName });
     new CfnOutput(this, 'ImagesTableNames', { value: imagesTables.map((t: dynamodb.Table) => t.tableName).join(',') });
     new CfnOutput(this, 'AlarmTopicArn', { value: alarms.topic.topicArn });
-  }
-
-  /** `<prefix>-images-v*`: the generation in use is chosen at run time (control record `readmodel#images`). */
-  private grantImagesTables(f: Cc1Function, mode: 'read' | 'readWrite'): void {
-    const read = ['dynamodb:BatchGetItem', 'dynamodb:ConditionCheckItem', 'dynamodb:DescribeTable', 'dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:Scan'];
-    const write = ['dynamodb:BatchWriteItem', 'dynamodb:DeleteItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'];
-    const table = this.formatArn({ service: 'dynamodb', resource: 'table', resourceName: `${this.config.tablePrefix}-images-v*` });
-    f.role.addToPrincipalPolicy(
-      new iam.PolicyStatement({
-        sid: 'ImagesReadModels',
-        actions: mode === 'read' ? read : [...read, ...write],
-        resources: [table, `${table}/index/*`],
-      }),
-    );
-    const reason =
-      'The images read model is versioned (<prefix>-images-v<N>): a rebuild fills generation N+1 from the event log and switches ' +
-      'by a control record without a redeploy, so the function must reach every generation and its GSIs (byId, byVm). The wildcard ' +
-      "stays inside this service's table prefix.";
-    const arn = nagArn(this, (p) => `arn:${p.partition}:dynamodb:${p.region}:${p.account}:table/${this.config.tablePrefix}-images-v*`);
-    Validations.of(f.role).acknowledge(
-      { id: `AwsSolutions-IAM5[Resource::${arn}]`, reason },
-      { id: `AwsSolutions-IAM5[Resource::${arn}/index/*]`, reason },
-    );
+    new CfnOutput(this, 'VmEventsArchiveName', { value: archive.archiveName });
+    new CfnOutput(this, 'VmStateChangeRuleName', { value: vmStateChangeRule.ruleName });
+    new CfnOutput(this, 'DashboardName', { value: dashboard.dashboard.dashboardName });
   }
 
   private addRoutes(api: apigwv2.HttpApi, routes: readonly RouteDef[], integration: HttpLambdaIntegration): void {

@@ -10,9 +10,10 @@ import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
-import { matchRoute, routeKeyOf } from '../functions/restApi/routes';
+import { routeKeyOf } from '../functions/shared/routeTable';
 import type { HttpEvent } from '../functions/shared/http';
 import { isCc1ApiPath, pathTrick, pathTrickMessage } from '../functions/shared/pathSafety';
+import { apiGatewayRoute } from './apiGatewayRouting';
 import { verifyLocalToken } from './jwt';
 
 type HttpHandler = (event: HttpEvent, context: Context) => Promise<APIGatewayProxyStructuredResultV2>;
@@ -47,7 +48,6 @@ export interface LocalApi {
   close(): Promise<void>;
 }
 
-const CC1_PATH = /^\/(user|admin_cm)\/storage_image\/[a-z_]+\/?$/;
 const PUT_EVENTS_PATH = /^\/_local\/events\/?$/;
 
 /** API Gateway's JWT authorizer hands every claim over as a string; arrays as `[a b]`. */
@@ -156,12 +156,8 @@ export const startLocalApi = async (options: LocalApiOptions): Promise<LocalApi>
     }
 
     // Route first, as API Gateway does: an unknown route is a 404 before any auth.
-    const isCc1 = CC1_PATH.test(path);
-    const match = isCc1 ? undefined : matchRoute(method, path);
-    if (!isCc1 && match && !match.route) {
-      return send(res, match.pathExists ? 405 : 404, { message: match.pathExists ? 'Method Not Allowed' : 'Not Found' });
-    }
-    if (isCc1 && method !== 'POST') return send(res, 405, { message: 'Method Not Allowed' });
+    const match = apiGatewayRoute(method, path);
+    if (!match.route) return send(res, match.pathExists ? 405 : 404, { message: match.pathExists ? 'Method Not Allowed' : 'Not Found' });
 
     // The JWT authorizer: a missing or bad token never reaches a handler.
     const auth = req.headers.authorization ?? '';
@@ -173,7 +169,7 @@ export const startLocalApi = async (options: LocalApiOptions): Promise<LocalApi>
     for (const [k, v] of Object.entries(req.headers)) if (v !== undefined) headers[k.toLowerCase()] = Array.isArray(v) ? v.join(',') : v;
     const query: Record<string, string> = {};
     for (const [k, v] of url.searchParams) query[k] = query[k] === undefined ? v : `${query[k]},${v}`;
-    const routeKey = isCc1 ? `POST ${path.replace(/[a-z_]+\/?$/, '{fn}/')}` : routeKeyOf(match!.route!);
+    const routeKey = routeKeyOf(match.route);
     const now = new Date();
     const event: HttpEvent = {
       version: '2.0',
@@ -182,7 +178,7 @@ export const startLocalApi = async (options: LocalApiOptions): Promise<LocalApi>
       rawQueryString: url.search.replace(/^\?/, ''),
       headers,
       ...(Object.keys(query).length ? { queryStringParameters: query } : {}),
-      ...(match?.route && Object.keys(match.params).length ? { pathParameters: match.params } : {}),
+      ...(Object.keys(match.params).length ? { pathParameters: match.params } : {}),
       requestContext: {
         accountId: '000000000000',
         apiId: 'local',
@@ -199,8 +195,7 @@ export const startLocalApi = async (options: LocalApiOptions): Promise<LocalApi>
       isBase64Encoded: false,
       ...(body !== undefined ? { body } : {}),
     } as HttpEvent;
-    const handler = isCc1 ? options.cc1Api : options.restApi;
-    const result = await handler(event, lambdaContext(requestId, isCc1 ? 'cc1Api' : 'restApi', options.lambdaTimeoutMs ?? 30_000));
+    const result = await options[match.api](event, lambdaContext(requestId, match.api, options.lambdaTimeoutMs ?? 30_000));
     res.writeHead(result.statusCode ?? 200, { ...(result.headers as Record<string, string>), 'x-request-id': requestId });
     res.end(result.body ?? '');
   };

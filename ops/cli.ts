@@ -2,10 +2,11 @@
  * The operators' CLI: `npm run ops -- <command> [args]`. Works on the local data folder
  * by default, on AWS with `CC1_AWS=1` (see connect.ts). Commands: commands.ts.
  */
-import { COMMANDS, type OpsCommand, type OpsIo } from './commands';
+import { COMMANDS, type OpsCommand, type OpsIo, type StandaloneCommand } from './commands';
 import { connect, type Connection } from './connect';
+import { replayVmEventsCommand } from './replayVmEvents';
 
-const help = (commands: OpsCommand[]): string =>
+const help = (commands: Array<OpsCommand | StandaloneCommand>): string =>
   [
     'usage: npm run ops -- <command> [args]',
     '',
@@ -13,13 +14,14 @@ const help = (commands: OpsCommand[]): string =>
     '',
     'Where: the local data folder (CC1_DATA_DIR, default .local-data/; through the running `npm start` if any),',
     'DYNAMODB_ENDPOINT=<url>, or AWS with CC1_AWS=1 (TABLE_PREFIX, default cc1; AWS_REGION/AWS_PROFILE as usual).',
+    'replay-vm-events works on AWS only (CC1_EVENT_BUS_NAME or --bus, default cc1-hypervisor).',
   ].join('\n');
 
 export const runCli = async (
   argv: string[],
-  options: { commands?: OpsCommand[]; io?: OpsIo; connect?: () => Promise<Connection> } = {},
+  options: { commands?: Array<OpsCommand | StandaloneCommand>; io?: OpsIo; connect?: () => Promise<Connection> } = {},
 ): Promise<number> => {
-  const commands = options.commands ?? COMMANDS;
+  const commands = options.commands ?? [...COMMANDS, replayVmEventsCommand()];
   const io = options.io ?? { out: (l) => process.stdout.write(`${l}\n`), err: (l) => process.stderr.write(`${l}\n`) };
   const [name, ...args] = argv;
   const command = commands.find((c) => c.name === name);
@@ -27,6 +29,7 @@ export const runCli = async (
     io.err(help(commands));
     return name === undefined || name === 'help' || name === '--help' ? 0 : 2;
   }
+  if (command.standalone) return command.run(args, io);
   const connection = await (options.connect ?? connect)();
   try {
     io.err(`(${connection.where})`);

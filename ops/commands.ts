@@ -1,6 +1,7 @@
 /**
  * The ops commands, as a table: `npm run ops -- <name> [args]`. To add one, write an
- * OpsCommand and list it in COMMANDS.
+ * OpsCommand and list it in COMMANDS (one that needs no table: a StandaloneCommand,
+ * listed in cli.ts, as replayVmEvents.ts).
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -23,8 +24,19 @@ export interface OpsCommand {
   name: string;
   usage: string;
   summary: string;
+  standalone?: false;
   /** Returns the exit code. */
   run(args: string[], connection: Connection, io: OpsIo): Promise<number>;
+}
+
+/** A command that works on no table (the CLI opens no connection for it). */
+export interface StandaloneCommand {
+  name: string;
+  usage: string;
+  summary: string;
+  standalone: true;
+  /** Returns the exit code. */
+  run(args: string[], io: OpsIo): Promise<number>;
 }
 
 const positiveInt = (s: string | undefined): number | undefined => (s !== undefined && /^[1-9]\d*$/.test(s) ? Number(s) : undefined);

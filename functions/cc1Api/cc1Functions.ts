@@ -21,6 +21,7 @@ import { DomainError } from '../../domain/errors';
 import type { Actor } from '../../domain/storageImage';
 import type { Caller } from '../shared/identity';
 import { id, parseBody } from '../shared/input';
+import type { Cc1AdminFunction, Cc1UserFunction } from '../shared/routeTable';
 
 /** CC1's dict of a storage image. */
 export const cc1ImageDict = (view: ImageView) => ({
@@ -109,7 +110,7 @@ const allPages = async (list: (token?: string) => Promise<{ items: ImageView[]; 
   return items;
 };
 
-type Cc1Function = (request: Cc1Request) => Promise<unknown>;
+export type Cc1Function = (request: Cc1Request) => Promise<unknown>;
 
 /** get_by_id, delete and edit: the same in `user` and `admin_cm`, but for who may call. */
 const imageFunctions = (admin: boolean): Record<'get_by_id' | 'delete' | 'edit', Cc1Function> => ({
@@ -130,7 +131,7 @@ const imageFunctions = (admin: boolean): Record<'get_by_id' | 'delete' | 'edit',
   },
 });
 
-export const USER_FUNCTIONS: Record<string, Cc1Function> = {
+export const USER_FUNCTIONS: Record<Cc1UserFunction, Cc1Function> = {
   create: async (r) => {
     const p = parseBody(schemas.create, r.body);
     const actor = actorFor(r, p.caller_id) as Actor & { userId: number };
@@ -171,7 +172,7 @@ export const USER_FUNCTIONS: Record<string, Cc1Function> = {
   },
 };
 
-export const ADMIN_FUNCTIONS: Record<string, Cc1Function> = {
+export const ADMIN_FUNCTIONS: Record<Cc1AdminFunction, Cc1Function> = {
   get_list: async (r) => {
     const p = parseBody(schemas.admin_get_list, r.body);
     actorFor(r, p.caller_id, true);

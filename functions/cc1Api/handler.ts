@@ -7,15 +7,15 @@ import type { Logger } from '@aws-lambda-powertools/logger';
 import { DomainError } from '../../domain/errors';
 import { container, serviceLogger, useHosts } from '../shared/container';
 import { hostsOverSsm } from '../shared/hostsOverSsm';
-import { errorReply, httpStack, json, type HttpEvent, type HttpResult } from '../shared/http';
-import { callerFromClaims } from '../shared/identity';
+import type { Context } from 'aws-lambda';
+import { errorReply, httpRouter, httpStack, json, type HttpEvent, type HttpResult } from '../shared/http';
+import { CC1_ROUTES, type Cc1RouteDef } from '../shared/routeTable';
+import { ADMIN_FUNCTIONS, USER_FUNCTIONS, type Cc1Function } from './cc1Functions';
 import { pathTrick, pathTrickMessage } from '../shared/pathSafety';
-import { ADMIN_FUNCTIONS, USER_FUNCTIONS } from './cc1Functions';
 
 useHosts(hostsOverSsm);
 const logger = serviceLogger();
 
-const PATH = /^\/(user|admin_cm)\/storage_image\/([a-z_]+)\/?$/;
 /** The functions that run virsh on a hypervisor host (their timeouts are the host's). */
 const HYPERVISOR_FUNCTIONS = /^\/user\/storage_image\/(attach|detach)\/?$/;
 
@@ -33,19 +33,22 @@ const cc1ErrorReply = (error: unknown, log: Logger): HttpResult => {
   return reply.statusCode !== undefined && reply.statusCode < 500 ? cc1Reply('validation', '') : reply;
 };
 
+const FUNCTIONS: Record<Cc1RouteDef['scope'], Record<string, Cc1Function>> = { user: USER_FUNCTIONS, admin_cm: ADMIN_FUNCTIONS };
+
+const router = httpRouter(
+  CC1_ROUTES.map((route) => ({
+    ...route,
+    handler: async (event, { caller, deps }) => cc1Reply('ok', await FUNCTIONS[route.scope][route.fn]!({ caller, body: event.body, deps })),
+  })),
+  (_method, path) => `No CC1 function at ${path}.`,
+);
+
 export const handler = httpStack(
-  async (event: HttpEvent) => {
+  async (event: HttpEvent, context: Context) => {
     // `get_list/../delete` names no function, whatever API Gateway made of it: 404, as for an unknown one.
     const trick = pathTrick(event.rawPath) ?? pathTrick(event.requestContext.http.path ?? '');
     if (trick) throw new DomainError('not_found', pathTrickMessage(trick));
-    const m = PATH.exec(event.rawPath);
-    const functions = m?.[1] === 'user' ? USER_FUNCTIONS : ADMIN_FUNCTIONS;
-    if (!m || !Object.hasOwn(functions, m[2]!)) throw new DomainError('not_found', `No CC1 function at ${event.rawPath}.`);
-    const { config, deps } = container();
-    const claims = event.requestContext.authorizer?.jwt?.claims;
-    if (!claims) throw new DomainError('unauthorized', 'A bearer token is required.');
-    const caller = callerFromClaims(claims, config.userIdClaim);
-    return cc1Reply('ok', await functions[m[2]!]!({ caller, body: event.body, deps }));
+    return router(event, context);
   },
   {
     logger,

@@ -3,11 +3,13 @@
  * by the event source mapping) -> disk files on the storage host over SSM.
  */
 import type { Context, DynamoDBStreamEvent } from 'aws-lambda';
-import { container, useHosts } from '../shared/container';
+import { container, serviceLogger, useHosts } from '../shared/container';
 import { hostsOverSsm } from '../shared/hostsOverSsm';
+import { observedHandler } from '../shared/observability';
 import { diskFilesSink } from './reaction';
 
 useHosts(hostsOverSsm);
+const logger = serviceLogger();
 const sink = diskFilesSink(() => container().deps);
 
-export const handler = (event: DynamoDBStreamEvent, context: Context) => sink.processBatch(event, context);
+export const handler = observedHandler(logger, (event: DynamoDBStreamEvent, context: Context) => sink.processBatch(event, context));

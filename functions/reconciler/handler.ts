@@ -6,13 +6,14 @@
 import { reconcile } from '../../application/reconciler';
 import { container, serviceLogger, useHosts } from '../shared/container';
 import { hostsOverSsm } from '../shared/hostsOverSsm';
+import { observedHandler } from '../shared/observability';
 
 useHosts(hostsOverSsm);
 const logger = serviceLogger();
 
-export const handler = async () => {
+export const handler = observedHandler(logger, async () => {
   const { deps } = container();
   const report = await reconcile(deps);
   logger.info('reconciled', { vmsChecked: report.vmsChecked, hostsUnreachable: report.hostsUnreachable, hostsSkipped: report.hostsSkipped, repairs: report.repairs.length });
   return report;
-};
+}, 'id');

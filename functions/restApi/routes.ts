@@ -1,7 +1,7 @@
 /**
  * The REST API of SPEC 4.1, route by route. Each route: check the input, name the
- * actor, call one use case, shape the reply. The route table is also read by the
- * local HTTP server and by the OpenAPI test.
+ * actor, call one use case, shape the reply. Which routes exist is the table in
+ * functions/shared/routeTable.ts; the handler routes with @middy/http-router.
  */
 import { z } from 'zod';
 import { filesystemAvailability } from '../../application/filesystemSupport';
@@ -13,6 +13,7 @@ import { DomainError } from '../../domain/errors';
 import { DESCRIPTION_MAX } from '../../domain/storageImage';
 import { requireAdmin, userActorOf, type Caller } from '../shared/identity';
 import { controllerName, filesystemName, id, parseBody, parseBoolean, parseId, parsePage } from '../shared/input';
+import { REST_ROUTES, routeKeyOf, type RestRouteKey, type RouteDef } from '../shared/routeTable';
 
 export interface RouteRequest {
   caller: Caller;
@@ -27,11 +28,7 @@ export interface RouteReply {
   body: unknown;
 }
 
-export interface Route {
-  method: 'GET' | 'POST' | 'PATCH' | 'DELETE';
-  path: string; // API Gateway style: /storage-images/{id}
-  /** Runs virsh on a hypervisor host: only there is a timeout the host's (503 hypervisor_unavailable). */
-  hypervisorWork?: true;
+export interface Route extends RouteDef {
   run: (request: RouteRequest) => Promise<RouteReply>;
 }
 
@@ -77,155 +74,55 @@ const portalOrAdmin = (caller: Caller) => {
   return caller.isAdmin ? ({ kind: 'admin', userId: caller.userId } as const) : ({ kind: 'portal', userId: caller.userId } as const);
 };
 
-export const ROUTES: Route[] = [
-  {
-    method: 'POST',
-    path: '/storage-images',
-    run: async ({ caller, body, deps }) => {
-      const input = parseBody(createBody, body);
-      const view = await images.createImage(
-        deps,
-        { ...input, description: input.description ?? '', filesystem: input.filesystem ?? 'raw' },
-        { kind: 'user', userId: caller.userId },
-      );
-      return { status: 201, body: view };
-    },
+/** One handler per route of the table (functions/shared/routeTable.ts): a route missing or extra here fails the type check. */
+export const ROUTE_HANDLERS: Record<RestRouteKey, Route['run']> = {
+  'POST /storage-images': async ({ caller, body, deps }) => {
+    const input = parseBody(createBody, body);
+    const view = await images.createImage(
+      deps,
+      { ...input, description: input.description ?? '', filesystem: input.filesystem ?? 'raw' },
+      { kind: 'user', userId: caller.userId },
+    );
+    return { status: 201, body: view };
   },
-  {
-    method: 'GET',
-    path: '/storage-images',
-    run: async ({ caller, query, deps }) => ok(await images.listImages(deps, caller.userId, parsePage(query))),
+  'GET /storage-images': async ({ caller, query, deps }) => ok(await images.listImages(deps, caller.userId, parsePage(query))),
+  'GET /storage-images/{id}': async (r) => ok(await images.getImage(r.deps, imageId(r), userActorOf(r.caller))),
+  'GET /storage-images/{id}/history': async (r) => ok(historyOf(await images.getHistory(r.deps, imageId(r), userActorOf(r.caller), parsePage(r.query)))),
+  'PATCH /storage-images/{id}': async (r) => ok(await images.editImage(r.deps, imageId(r), parseBody(editBody, r.body), userActorOf(r.caller))),
+  'POST /storage-images/{id}/attach': async (r) => ok(await images.attachImage(r.deps, imageId(r), parseBody(attachBody, r.body).vmId, userActorOf(r.caller))),
+  'POST /storage-images/{id}/detach': async (r) => ok(await images.detachImage(r.deps, imageId(r), parseBody(detachBody, r.body).vmId, userActorOf(r.caller))),
+  'DELETE /storage-images/{id}': async (r) => ok(await images.revokeImage(r.deps, imageId(r), userActorOf(r.caller))),
+  'GET /disk-controllers': async () => ok({ items: DISK_CONTROLLERS.map(({ id, name, liveAttach }) => ({ id, name, liveAttach })) }),
+  'GET /filesystems': async ({ deps }) => ok({ items: await filesystemAvailability(deps.storage) }),
+  'GET /admin/storage-images': async ({ caller, query, deps }) => {
+    requireAdmin(caller);
+    const page = parsePage(query);
+    const includeRevoked = parseBoolean(query.includeRevoked, 'includeRevoked');
+    const result =
+      query.userId !== undefined
+        ? await deps.readModel.listByOwner(parseId(query.userId, 'userId'), { ...page, includeRevoked })
+        : await deps.readModel.listAll({ ...page, includeRevoked });
+    return ok(result);
   },
-  {
-    method: 'GET',
-    path: '/storage-images/{id}',
-    run: async (r) => ok(await images.getImage(r.deps, imageId(r), userActorOf(r.caller))),
+  'GET /admin/storage-images/{id}': async (r) => ok(await images.getImage(r.deps, imageId(r), requireAdmin(r.caller))),
+  'DELETE /admin/storage-images/{id}': async (r) => ok(await images.revokeImage(r.deps, imageId(r), requireAdmin(r.caller))),
+  'POST /admin/storage-images/{id}/detach': async (r) => {
+    const actor = requireAdmin(r.caller);
+    return ok(await images.detachImage(r.deps, imageId(r), parseBody(detachBody, r.body).vmId, actor));
   },
-  {
-    method: 'GET',
-    path: '/storage-images/{id}/history',
-    run: async (r) => ok(historyOf(await images.getHistory(r.deps, imageId(r), userActorOf(r.caller), parsePage(r.query)))),
+  'POST /vms/{vmId}/disks': async (r) => {
+    const actor = portalOrAdmin(r.caller);
+    const vmId = parseId(r.params.vmId, 'vmId');
+    const input = parseBody(bootDisksBody, r.body);
+    const items = await images.attachAtBoot(r.deps, vmId, input.userId, input.storageImageIds, actor);
+    return ok({ items });
   },
-  {
-    method: 'PATCH',
-    path: '/storage-images/{id}',
-    run: async (r) => ok(await images.editImage(r.deps, imageId(r), parseBody(editBody, r.body), userActorOf(r.caller))),
+  'GET /vms/{vmId}/disks': async (r) => {
+    const vmId = parseId(r.params.vmId, 'vmId');
+    const actor = r.caller.isAdmin || r.caller.isPortal ? portalOrAdmin(r.caller) : userActorOf(r.caller);
+    return ok({ items: await images.bootDiskXml(r.deps, vmId, actor) });
   },
-  {
-    method: 'POST',
-    path: '/storage-images/{id}/attach',
-    hypervisorWork: true,
-    run: async (r) => ok(await images.attachImage(r.deps, imageId(r), parseBody(attachBody, r.body).vmId, userActorOf(r.caller))),
-  },
-  {
-    method: 'POST',
-    path: '/storage-images/{id}/detach',
-    hypervisorWork: true,
-    run: async (r) => ok(await images.detachImage(r.deps, imageId(r), parseBody(detachBody, r.body).vmId, userActorOf(r.caller))),
-  },
-  {
-    method: 'DELETE',
-    path: '/storage-images/{id}',
-    run: async (r) => ok(await images.revokeImage(r.deps, imageId(r), userActorOf(r.caller))),
-  },
-  {
-    method: 'GET',
-    path: '/disk-controllers',
-    run: async () => ok({ items: DISK_CONTROLLERS.map(({ id, name, liveAttach }) => ({ id, name, liveAttach })) }),
-  },
-  {
-    method: 'GET',
-    path: '/filesystems',
-    run: async ({ deps }) => ok({ items: await filesystemAvailability(deps.storage) }),
-  },
-  {
-    method: 'GET',
-    path: '/admin/storage-images',
-    run: async ({ caller, query, deps }) => {
-      requireAdmin(caller);
-      const page = parsePage(query);
-      const includeRevoked = parseBoolean(query.includeRevoked, 'includeRevoked');
-      const result =
-        query.userId !== undefined
-          ? await deps.readModel.listByOwner(parseId(query.userId, 'userId'), { ...page, includeRevoked })
-          : await deps.readModel.listAll({ ...page, includeRevoked });
-      return ok(result);
-    },
-  },
-  {
-    method: 'GET',
-    path: '/admin/storage-images/{id}',
-    run: async (r) => ok(await images.getImage(r.deps, imageId(r), requireAdmin(r.caller))),
-  },
-  {
-    method: 'DELETE',
-    path: '/admin/storage-images/{id}',
-    run: async (r) => ok(await images.revokeImage(r.deps, imageId(r), requireAdmin(r.caller))),
-  },
-  {
-    method: 'POST',
-    path: '/admin/storage-images/{id}/detach',
-    hypervisorWork: true,
-    run: async (r) => {
-      const actor = requireAdmin(r.caller);
-      return ok(await images.detachImage(r.deps, imageId(r), parseBody(detachBody, r.body).vmId, actor));
-    },
-  },
-  {
-    method: 'POST',
-    path: '/vms/{vmId}/disks',
-    run: async (r) => {
-      const actor = portalOrAdmin(r.caller);
-      const vmId = parseId(r.params.vmId, 'vmId');
-      const input = parseBody(bootDisksBody, r.body);
-      const items = await images.attachAtBoot(r.deps, vmId, input.userId, input.storageImageIds, actor);
-      return ok({ items });
-    },
-  },
-  {
-    method: 'GET',
-    path: '/vms/{vmId}/disks',
-    run: async (r) => {
-      const vmId = parseId(r.params.vmId, 'vmId');
-      const actor = r.caller.isAdmin || r.caller.isPortal ? portalOrAdmin(r.caller) : userActorOf(r.caller);
-      return ok({ items: await images.bootDiskXml(r.deps, vmId, actor) });
-    },
-  },
-];
-
-/** `{id}`-style path templates as regular expressions, for servers that do not route. */
-const compiled = ROUTES.map((route) => ({
-  route,
-  names: [...route.path.matchAll(/\{(\w+)\}/g)].map((m) => m[1]!),
-  pattern: new RegExp(`^${route.path.replace(/\{\w+\}/g, '([^/]+)')}/?$`),
-}));
-
-/** A malformed escape (`%`, `%E0%A4%A`) stays as sent: the route's own check refuses it (400), never a URIError (500). */
-const decodePathSegment = (segment: string): string => {
-  try {
-    return decodeURIComponent(segment);
-  } catch {
-    return segment;
-  }
 };
 
-export const routeKeyOf = (route: Route): string => `${route.method} ${route.path}`;
-
-/** Finds the route for a method and path: the route, its params, or whether the path exists at all. */
-export const matchRoute = (
-  method: string,
-  path: string,
-): { route: Route; params: Record<string, string> } | { route: undefined; pathExists: boolean } => {
-  let pathExists = false;
-  for (const { route, names, pattern } of compiled) {
-    const m = pattern.exec(path);
-    if (!m) continue;
-    pathExists = true;
-    if (route.method !== method) continue;
-    const params = Object.fromEntries(names.map((name, i) => [name, decodePathSegment(m[i + 1]!)]));
-    return { route, params };
-  }
-  return { route: undefined, pathExists };
-};
-
-export const findRouteByKey = (routeKey: string): Route | undefined => ROUTES.find((r) => routeKeyOf(r) === routeKey);
+/** The route table with its handlers, in the table's order. */
+export const ROUTES: Route[] = REST_ROUTES.map((route) => ({ ...route, run: ROUTE_HANDLERS[routeKeyOf(route) as RestRouteKey] }));

@@ -13,6 +13,11 @@ import { DEFAULT_MAX_DISKS_PER_VM } from '../../domain/devices';
  */
 export const DYNAMODB_MAX_ATTEMPTS = 5;
 
+/** Powertools service name (logs, metrics dimension, trace annotation); the local stack sets its own. */
+export const SERVICE_NAME = 'cc1-storage-images';
+/** The one CloudWatch namespace of the service's metrics: the code, the stack's env and its alarms use this. */
+export const METRICS_NAMESPACE = 'Cc1StorageImages';
+
 export const ENV = {
   /** Prefix of every table name: `<prefix>-events`, `<prefix>-control`, `<prefix>-images-v<N>`. */
   tablePrefix: 'TABLE_PREFIX',

@@ -20,6 +20,7 @@ import { tableNames } from '../../adapters/dynamodb/tables';
 import { DynamoVmDirectory } from '../../adapters/dynamodb/vmDirectory';
 import { DYNAMODB_MAX_ATTEMPTS, readConfig, storagesOf, type RuntimeConfig } from './config';
 import { metricsPort } from './metrics';
+import { tracer } from './observability';
 
 export interface Container {
   config: RuntimeConfig;
@@ -65,7 +66,7 @@ export const buildContainer = (
   overrides: { dynamo?: DynamoDBClient; hosts?: (config: RuntimeConfig) => Hosts; logger?: Logger } = {},
 ): Container => {
   const logger = overrides.logger ?? serviceLogger();
-  const dynamo = overrides.dynamo ?? new DynamoDBClient({ ...localOptions(config.dynamodbEndpoint), maxAttempts: DYNAMODB_MAX_ATTEMPTS });
+  const dynamo = overrides.dynamo ?? tracer.captureAWSv3Client(new DynamoDBClient({ ...localOptions(config.dynamodbEndpoint), maxAttempts: DYNAMODB_MAX_ATTEMPTS }));
   const doc = documentClient(dynamo);
   const names = tableNames(config.tablePrefix);
   const readModelLocator = new ReadModelLocator(doc, names.control, config.tablePrefix);

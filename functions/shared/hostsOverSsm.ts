@@ -10,22 +10,21 @@ import { SsmHypervisor, SsmStorageHost } from '../../adapters/ssm/ssmHypervisor'
 import { diskFilePath } from '../../application/storageChoice';
 import { storagesOf, type RuntimeConfig } from './config';
 import { localOptions, type Hosts } from './container';
+import { lazy } from './lazy';
+import { tracer } from './observability';
 
 /** Clients are made on first use: most requests never reach a host. */
 export const hostsOverSsm = (config: RuntimeConfig, client?: SSMClient): Hosts => {
   const storages = storagesOf(config);
-  let ssm = client;
-  const ssmClient = (): SSMClient => (ssm ??= new SSMClient({ ...localOptions(config.ssmEndpoint) }));
+  const ssmClient = lazy(() => client ?? tracer.captureAWSv3Client(new SSMClient({ ...localOptions(config.ssmEndpoint) })));
   const common = () => ({
     client: ssmClient(),
     documentNames: config.ssmDocumentNames as Partial<Record<DocumentKey, string>>,
     timeoutMs: config.hostCommandTimeoutMs,
     pollIntervalMs: config.hostCommandPollMs,
   });
-  let hypervisor: SsmHypervisor | undefined;
-  let storage: SsmStorageHost | undefined;
-  const hv = () => (hypervisor ??= new SsmHypervisor(common()));
-  const st = () => (storage ??= new SsmStorageHost({ ...common(), storages }));
+  const hv = lazy(() => new SsmHypervisor(common()));
+  const st = lazy(() => new SsmStorageHost({ ...common(), storages }));
   const hypervisorPort: Hypervisor = {
     attachDisk: (request) => hv().attachDisk(request),
     detachDisk: (request) => hv().detachDisk(request),

@@ -1,19 +1,26 @@
 /**
- * The middy stack shared by both HTTP APIs: correlation-id logging, header
- * normalizer, JSON body parser, idempotency on writes (Idempotency-Key header),
- * and errors turned into replies last. Route code stays free of plumbing.
+ * The middy stack shared by both HTTP APIs: tracing, correlation-id logging and
+ * metrics (observability.ts), header normalizer, JSON body parser, idempotency on
+ * writes (Idempotency-Key header), routing (@middy/http-router), and errors turned
+ * into replies last. Route code stays free of plumbing.
  */
 import middy from '@middy/core';
 import httpHeaderNormalizer from '@middy/http-header-normalizer';
 import httpJsonBodyParser from '@middy/http-json-body-parser';
+import httpRouterHandler from '@middy/http-router';
 import { IdempotencyConfig } from '@aws-lambda-powertools/idempotency';
 import { makeHandlerIdempotent } from '@aws-lambda-powertools/idempotency/middleware';
 import type { BasePersistenceLayer } from '@aws-lambda-powertools/idempotency/persistence';
 import type { Logger } from '@aws-lambda-powertools/logger';
 import { correlationPaths } from '@aws-lambda-powertools/logger/correlationId';
-import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
-import type { APIGatewayProxyEventV2WithJWTAuthorizer, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
+import type { APIGatewayProxyEventV2, APIGatewayProxyEventV2WithJWTAuthorizer, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
 import { DomainError, type ErrorCode } from '../../domain/errors';
+import type { ServiceDeps } from '../../application/storageImages';
+import { container } from './container';
+import { callerFromClaims, type Caller } from './identity';
+import { lazy } from './lazy';
+import { observability } from './observability';
+import type { RouteDef } from './routeTable';
 
 export type HttpEvent = Omit<APIGatewayProxyEventV2WithJWTAuthorizer, 'body'> & { body?: unknown; rawBody?: string };
 export type HttpResult = APIGatewayProxyStructuredResultV2;
@@ -81,20 +88,19 @@ const IDEMPOTENCY_KEY_PATH =
   'headers."idempotency-key" && [requestContext.authorizer.jwt.claims.sub, requestContext.http.method, rawPath, headers."idempotency-key"]';
 
 /**
- * Requests without a body skip the parser; any body is parsed as JSON whatever its
- * Content-Type says (curl sends form encoding by default; portals often omit it).
+ * Any body is JSON whatever its Content-Type says (curl sends form encoding by default;
+ * portals often omit it): the parser's own `disableContentTypeCheck`. It refuses a
+ * missing body, so requests without one (reads, DELETE) skip it.
  */
-const bodyWithoutTypeIsJson = {
+// The option is in the middleware (6.4.5) but missing from its type declarations.
+const jsonBodyParser = httpJsonBodyParser({ disableContentTypeCheck: true } as Parameters<typeof httpJsonBodyParser>[0]);
+const jsonBodyIfAny = {
   before: async (request: { event: HttpEvent }) => {
-    const { event } = request;
-    if (event.body === undefined || event.body === null || event.body === '') {
-      delete event.body;
-      if (event.headers) delete event.headers['content-type'];
+    if (request.event.body === undefined || request.event.body === null || request.event.body === '') {
+      delete request.event.body;
       return;
     }
-    event.headers ??= {};
-    // Only JSON is spoken here: whatever the label, the body is parsed as JSON.
-    if (!/json/i.test(event.headers['content-type'] ?? '')) event.headers['content-type'] = 'application/json';
+    return jsonBodyParser.before!(request as never);
   },
 };
 
@@ -148,10 +154,9 @@ export const httpStack = (route: (event: HttpEvent, context: Context) => Promise
         request.response = (options.replyToError ?? errorReply)(error, logger);
       },
     })
-    .use(injectLambdaContext(logger, { correlationIdPath: correlationPaths.API_GATEWAY_HTTP, resetKeys: true }))
+    .use(observability(logger, correlationPaths.API_GATEWAY_HTTP))
     .use(httpHeaderNormalizer())
-    .use(bodyWithoutTypeIsJson)
-    .use(httpJsonBodyParser({ disableContentTypeError: true }))
+    .use(jsonBodyIfAny)
     .use(bodyDepthLimit);
   if (options.idempotencyStore) {
     const persistenceStore = lazyPersistence(options.idempotencyStore);
@@ -199,14 +204,55 @@ const refusalKeepsTheRecord = (idempotency: Idempotency): Idempotency => {
   } as Idempotency;
 };
 
-/** Builds the persistence layer on first use (its DynamoDB client included). */
+/**
+ * The idempotency middleware takes its store when the handler module loads, before the
+ * container exists (the local stack installs its own first): this stand-in builds the
+ * real one on first use.
+ */
 const lazyPersistence = (make: () => BasePersistenceLayer): BasePersistenceLayer => {
-  let store: BasePersistenceLayer | undefined;
+  const store = lazy(make);
   return new Proxy({} as BasePersistenceLayer, {
     get(_target, property) {
-      store ??= make();
-      const value = (store as unknown as Record<PropertyKey, unknown>)[property];
-      return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(store) : value;
+      const value = (store() as unknown as Record<PropertyKey, unknown>)[property];
+      return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(store()) : value;
     },
   });
+};
+
+/** Who calls (from the JWT claims API Gateway's authorizer verified) and what the service runs on. */
+export interface RequestScope {
+  caller: Caller;
+  deps: ServiceDeps;
+}
+
+const scopeOf = (event: HttpEvent): RequestScope => {
+  const { config, deps } = container();
+  return { caller: callerFromClaims(event.requestContext.authorizer?.jwt?.claims, config.userIdClaim), deps };
+};
+
+export interface HttpRoute extends RouteDef {
+  handler: (event: HttpEvent, scope: RequestScope) => Promise<HttpResult>;
+}
+
+/**
+ * Routes by method and path with @middy/http-router (path parameters from the
+ * `{name}` templates; API Gateway's own pathParameters win), and hands the route its
+ * caller and deps. An unmatched request is `not_found` (before any token is read).
+ * The router's types speak API Gateway's raw event; ours has the body parsed.
+ */
+export const httpRouter = (routes: readonly HttpRoute[], notFound: (method: string, path: string) => string) => {
+  const router = httpRouterHandler<APIGatewayProxyEventV2, HttpResult>({
+    routes: routes.map((r) => ({
+      method: r.method,
+      path: r.path,
+      handler: (raw: APIGatewayProxyEventV2) => {
+        const event = raw as unknown as HttpEvent;
+        return r.handler(event, scopeOf(event));
+      },
+    })),
+    notFoundResponse: ({ method, path }) => {
+      throw new DomainError('not_found', notFound(method, path));
+    },
+  });
+  return (event: HttpEvent, context: Context): Promise<HttpResult> => router(event as unknown as APIGatewayProxyEventV2, context);
 };

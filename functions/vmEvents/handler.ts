@@ -4,12 +4,9 @@
  * A malformed event fails the invocation; Lambda's on-failure destination keeps it
  * with the reason (the dead-letter path).
  */
-import middy from '@middy/core';
-import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
-import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import { onVmStateChange } from '../../application/storageImages';
 import { container, serviceLogger } from '../shared/container';
-import { metrics } from '../shared/metrics';
+import { observedHandler } from '../shared/observability';
 import { parseVmEvent, type VmEventEnvelope } from './vmStateEvent';
 
 const logger = serviceLogger();
@@ -21,7 +18,4 @@ export const handleVmEvent = async (event: VmEventEnvelope) => {
   return result;
 };
 
-export const handler = middy<VmEventEnvelope>()
-  .use(injectLambdaContext(logger, { correlationIdPath: 'id', resetKeys: true }))
-  .use(logMetrics(metrics))
-  .handler(handleVmEvent);
+export const handler = observedHandler(logger, handleVmEvent, 'id');

@@ -5,12 +5,11 @@ import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { NodejsFunction, OutputFormat, SourceMapMode } from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
+import { METRICS_NAMESPACE, SERVICE_NAME } from '../../functions/shared/config';
 
 /** The repository root: entries, the lock file and tsconfig are found from here. */
 export const PROJECT_ROOT = path.resolve(__dirname, '..', '..');
 
-export const SERVICE_NAME = 'cc1-storage-images';
-export const METRICS_NAMESPACE = 'Cc1StorageImages';
 
 export interface Cc1FunctionProps {
   /** The folder under functions/: the entry is `functions/<name>/handler.ts`, exporting `handler`. */
@@ -20,6 +19,9 @@ export interface Cc1FunctionProps {
   environment: Record<string, string>;
   timeout: Duration;
   memorySize?: number;
+  /** Reserved concurrency (the reconciler: 1, so runs never overlap); default: the account's pool. */
+  reservedConcurrency?: number;
+  /** X-Ray active tracing, with the Powertools Tracer on; off: the Tracer is switched off too. */
   tracing: boolean;
   /** The project holding functions/, package-lock.json and tsconfig.json (default: this repository). */
   projectRoot?: string;
@@ -35,10 +37,12 @@ export class Cc1Function extends Construct {
   readonly fn: NodejsFunction;
   readonly role: iam.Role;
   readonly logGroup: logs.LogGroup;
+  readonly timeout: Duration;
 
   constructor(scope: Construct, id: string, props: Cc1FunctionProps) {
     super(scope, id);
     const root = props.projectRoot ?? PROJECT_ROOT;
+    this.timeout = props.timeout;
 
     this.logGroup = new logs.LogGroup(this, 'Logs', {
       retention: logs.RetentionDays.ONE_MONTH,
@@ -61,6 +65,7 @@ export class Cc1Function extends Construct {
       architecture: lambda.Architecture.ARM_64,
       memorySize: props.memorySize ?? 512,
       timeout: props.timeout,
+      reservedConcurrentExecutions: props.reservedConcurrency,
       role: this.role,
       logGroup: this.logGroup,
       loggingFormat: lambda.LoggingFormat.JSON,
@@ -73,6 +78,8 @@ export class Cc1Function extends Construct {
         POWERTOOLS_SERVICE_NAME: SERVICE_NAME,
         POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE,
         POWERTOOLS_LOG_LEVEL: 'INFO',
+        // With X-Ray off, the Tracer is off too (it would otherwise still wrap every SDK call).
+        POWERTOOLS_TRACE_ENABLED: String(props.tracing),
         ...props.environment,
       },
       bundling: {

@@ -23,7 +23,9 @@ describe('bundling the functions', () => {
 
   beforeAll(() => {
     outdir = fs.mkdtempSync(path.join(os.tmpdir(), 'cc1-bundles-'));
-    const app = new App({ outdir });
+    // With cdk.json's feature flags, as `cdk synth` bundles.
+    const { context } = JSON.parse(fs.readFileSync(path.join(PROJECT_ROOT, 'cdk.json'), 'utf8')) as { context: Record<string, unknown> };
+    const app = new App({ outdir, context });
     const stack = new StorageImagesStack(app, 'Cc1StorageImages');
     app.synth();
     // Logical ids start with the construct id (RestApi/Function -> RestApiFunction…); S3Key is <asset hash>.zip.

@@ -128,7 +128,8 @@ afterAll(async () => {
 });
 
 test('the matrix names every REST route and every CC1 function', () => {
-  const { ROUTES, routeKeyOf } = jest.requireActual('../../functions/restApi/routes') as typeof import('../../functions/restApi/routes');
+  const { ROUTES } = jest.requireActual('../../functions/restApi/routes') as typeof import('../../functions/restApi/routes');
+  const { routeKeyOf } = jest.requireActual('../../functions/shared/routeTable') as typeof import('../../functions/shared/routeTable');
   const { USER_FUNCTIONS, ADMIN_FUNCTIONS } = jest.requireActual('../../functions/cc1Api/cc1Functions') as typeof import('../../functions/cc1Api/cc1Functions');
   const expected = [
     ...ROUTES.map(routeKeyOf),

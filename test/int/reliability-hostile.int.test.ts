@@ -24,7 +24,9 @@ import { existsSync } from 'node:fs';
 import fc from 'fast-check';
 import { attachImage, createImage } from '../../application/storageImages';
 import { streamIdOf } from '../../domain/storageImage';
-import { matchRoute, ROUTES, routeKeyOf } from '../../functions/restApi/routes';
+import { ROUTES } from '../../functions/restApi/routes';
+import { routeKeyOf } from '../../functions/shared/routeTable';
+import { apiGatewayRoute } from '../../local/apiGatewayRouting';
 import { startLocalStack, type LocalStack } from '../../local/stack';
 import {
   allStreams,
@@ -230,8 +232,8 @@ const tokenKindArb: fc.Arbitrary<TokenKind> = fc.oneof(
  */
 const effectiveRoute = (method: string, path: string): { key?: string; imageId?: number } => {
   const pathname = path.split('?')[0]!;
-  const m = matchRoute(method, pathname);
-  if (!m.route) return {};
+  const m = apiGatewayRoute(method, pathname);
+  if (!m.route || m.api !== 'restApi') return {};
   const text = m.params.id;
   return { key: routeKeyOf(m.route), ...(text !== undefined && /^[1-9][0-9]{0,14}$/.test(text) ? { imageId: Number(text) } : {}) };
 };

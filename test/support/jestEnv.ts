@@ -3,3 +3,5 @@ process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 // Handlers log through Powertools: keep test output for failures.
 process.env.POWERTOOLS_LOG_LEVEL ??= 'ERROR';
 process.env.POWERTOOLS_METRICS_DISABLED ??= 'true';
+// Powertools Tracer is off outside Lambda anyway; say so for anyone reading the environment.
+process.env.POWERTOOLS_TRACE_ENABLED ??= 'false';

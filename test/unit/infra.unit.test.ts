@@ -13,6 +13,7 @@ import type { IConstruct } from 'constructs';
 import { CONTROL_TABLE, EVENTS_TABLE, imagesTable, type TableDef } from '../../adapters/dynamodb/tables';
 import { DOCUMENTS } from '../../adapters/ssm/documents';
 import { ENV } from '../../functions/shared/config';
+import { CC1_ROUTES, REST_ROUTES, routeKeyOf } from '../../functions/shared/routeTable';
 import { readDeployConfig, type ContextKey } from '../../infra/config';
 import { PROJECT_ROOT } from '../../infra/constructs/cc1Function';
 import { StorageImagesStack } from '../../infra/storageImagesStack';
@@ -41,8 +42,11 @@ const stubProject = (() => {
   };
 })();
 
+/** The feature flags (and settings) of cdk.json, as `cdk synth` applies them. */
+const CDK_JSON_CONTEXT = (JSON.parse(fs.readFileSync(path.join(PROJECT_ROOT, 'cdk.json'), 'utf8')) as { context: Record<string, unknown> }).context;
+
 const synth = (context: Partial<Record<ContextKey, unknown>> = {}) => {
-  const app = new App({ context: { 'aws:cdk:bundling-stacks': [], ...context } });
+  const app = new App({ context: { ...CDK_JSON_CONTEXT, 'aws:cdk:bundling-stacks': [], ...context } });
   const stack = new StorageImagesStack(app, 'Cc1StorageImages', {
     env: { account: '123456789012', region: 'eu-west-1' },
     projectRoot: stubProject(),
@@ -77,30 +81,8 @@ const statementsOf = (t: Template, name: string): any[] => {
 };
 const actionsOf = (s: any): string[] => [s.Action].flat();
 
-// SPEC 4.1 and 4.2, written out here on purpose (not imported from infra/routes.ts).
-// HTTP API route keys cannot end with "/"; API Gateway routes CC1's `/x/` URLs to `/x`.
-const EXPECTED_ROUTES = [
-  'POST /storage-images',
-  'GET /storage-images',
-  'GET /storage-images/{id}',
-  'PATCH /storage-images/{id}',
-  'DELETE /storage-images/{id}',
-  'GET /storage-images/{id}/history',
-  'POST /storage-images/{id}/attach',
-  'POST /storage-images/{id}/detach',
-  'GET /disk-controllers',
-  'GET /filesystems',
-  'GET /admin/storage-images',
-  'GET /admin/storage-images/{id}',
-  'DELETE /admin/storage-images/{id}',
-  'POST /admin/storage-images/{id}/detach',
-  'POST /vms/{vmId}/disks',
-  'GET /vms/{vmId}/disks',
-  ...['create', 'get_list', 'get_by_id', 'delete', 'edit', 'attach', 'detach', 'get_disk_controllers', 'get_filesystems'].map(
-    (fn) => `POST /user/storage_image/${fn}`,
-  ),
-  ...['get_list', 'get_by_id', 'delete', 'edit'].map((fn) => `POST /admin_cm/storage_image/${fn}`),
-];
+/** The route table (functions/shared/routeTable.ts): the one list infra, handlers and docs/openapi.yaml are checked against. */
+const EXPECTED_ROUTES = [...REST_ROUTES, ...CC1_ROUTES].map(routeKeyOf);
 
 describe('the stack with its defaults (a Cognito user pool)', () => {
   let t: Template;
@@ -111,7 +93,7 @@ describe('the stack with its defaults (a Cognito user pool)', () => {
   });
 
   describe('HTTP API', () => {
-    it('has exactly the routes of SPEC 4.1 and 4.2, and no catch-all', () => {
+    it('has exactly the routes of the route table, and no catch-all', () => {
       const keys = Object.values(resourcesOf(t, 'AWS::ApiGatewayV2::Route')).map((r) => r.Properties.RouteKey);
       expect([...keys].sort()).toEqual([...EXPECTED_ROUTES].sort());
       expect(keys).not.toContain('$default');
@@ -361,7 +343,7 @@ describe('the stack with its defaults (a Cognito user pool)', () => {
       });
     });
 
-    it('runs the reconciler every five minutes, and its quota task daily', () => {
+    it('runs the reconciler every five minutes, and nothing resets the quota ledgers', () => {
       const schedules = Object.values(resourcesOf(t, 'AWS::Events::Rule')).filter((r) => r.Properties.ScheduleExpression);
       const reconciler = { 'Fn::GetAtt': [functionId(t, 'reconciler'), 'Arn'] };
       expect(
@@ -369,10 +351,9 @@ describe('the stack with its defaults (a Cognito user pool)', () => {
       ).toEqual(
         expect.arrayContaining([
           { every: 'rate(5 minutes)', arn: reconciler, input: undefined },
-          { every: 'rate(1 day)', arn: reconciler, input: JSON.stringify({ task: 'quota' }) },
         ]),
       );
-      expect(schedules).toHaveLength(2);
+      expect(schedules).toHaveLength(1);
     });
 
     it('lets the hosts put events on the bus (host role) and be managed by SSM', () => {
@@ -414,7 +395,7 @@ describe('the stack with its defaults (a Cognito user pool)', () => {
 
   describe('IAM', () => {
     const documentArn = (id: string) => ({
-      'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, ':ssm:eu-west-1:123456789012:document/', { Ref: id }]],
+      'Fn::Join': ['', ['arn:aws:ssm:eu-west-1:123456789012:document/', { Ref: id }]],
     });
     const docId = (key: string) =>
       Object.entries(resourcesOf(t, 'AWS::SSM::Document')).find(([, d]) => d.Properties.Content.description === (DOCUMENTS as any)[key].content.description)![0];
@@ -433,8 +414,8 @@ describe('the stack with its defaults (a Cognito user pool)', () => {
           expect(s.Condition).toBeUndefined();
         } else {
           expect(resources).toEqual([
-            { 'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, ':ec2:*:123456789012:instance/*']] },
-            { 'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, ':ssm:*:123456789012:managed-instance/*']] },
+            'arn:aws:ec2:*:123456789012:instance/*',
+            'arn:aws:ssm:*:123456789012:managed-instance/*',
           ]);
           expect(s.Condition).toEqual({ StringEquals: { 'ssm:resourceTag/cc1-role': ['hypervisor', 'storage'] } });
         }
@@ -445,29 +426,81 @@ describe('the stack with its defaults (a Cognito user pool)', () => {
       const docsOf = (name: string) =>
         statementsOf(t, name)
           .filter((s) => actionsOf(s).includes('ssm:SendCommand') && !s.Condition)
-          .flatMap((s) => [s.Resource].flat());
-      const api = ['attachDisk', 'detachDisk', 'listDisks', 'storageTools'].map((k) => documentArn(docId(k)));
-      expect(docsOf('restApi')).toEqual(api);
-      expect(docsOf('cc1Api')).toEqual(api);
-      expect(docsOf('diskFiles')).toEqual(['storageFreeSpace', 'createDiskFile', 'deleteDiskFile'].map((k) => documentArn(docId(k))));
+          .flatMap((s) => [s.Resource].flat())
+          .sort(byJson);
+      const byJson = (a: unknown, b: unknown) => JSON.stringify(a).localeCompare(JSON.stringify(b));
+      const hypervisor = ['attachDisk', 'detachDisk', 'listDisks', 'storageTools'].map((k) => documentArn(docId(k))).sort(byJson);
+      expect(docsOf('restApi')).toEqual(hypervisor);
+      expect(docsOf('cc1Api')).toEqual(hypervisor);
+      expect(docsOf('diskFiles')).toEqual(['storageFreeSpace', 'createDiskFile', 'deleteDiskFile'].map((k) => documentArn(docId(k))).sort(byJson));
       expect(docsOf('reconciler')).toHaveLength(Object.keys(DOCUMENTS).length);
       for (const name of ['vmEvents', 'projector']) {
         expect(statementsOf(t, name).flatMap(actionsOf).filter((a) => a.startsWith('ssm:'))).toEqual([]);
       }
     });
 
-    it('allows the command follow-up calls (no resource-level permissions) and nothing more on "*"', () => {
-      for (const name of ['restApi', 'cc1Api', 'diskFiles', 'reconciler']) {
+    it('allows the command follow-up calls and X-Ray (no resource-level permissions) and nothing more on "*"', () => {
+      const xray = ['xray:PutTelemetryRecords', 'xray:PutTraceSegments'];
+      for (const name of FUNCTIONS) {
         const star = statementsOf(t, name).filter((s) => [s.Resource].flat().includes('*'));
+        const ssm = ['ssm:CancelCommand', 'ssm:GetCommandInvocation', 'ssm:ListCommandInvocations'];
         expect(star.flatMap(actionsOf).sort()).toEqual(
           [
-            'ssm:CancelCommand',
-            'ssm:GetCommandInvocation',
-            'ssm:ListCommandInvocations',
-            ...(name === 'diskFiles' ? ['dynamodb:ListStreams'] : []),
+            ...xray,
+            ...(['restApi', 'cc1Api', 'diskFiles', 'reconciler'].includes(name) ? ssm : []),
+            ...(name === 'diskFiles' || name === 'projector' ? ['dynamodb:ListStreams'] : []),
           ].sort(),
         );
       }
+    });
+
+    describe('the event log is append-only by IAM', () => {
+      const FORBIDDEN = ['dynamodb:UpdateItem', 'dynamodb:DeleteItem', 'dynamodb:BatchWriteItem'];
+      /** Does an action pattern (`dynamodb:*`, `dynamodb:Update*`, `*`) allow one of the forbidden actions? */
+      const allowsForbidden = (pattern: string) =>
+        FORBIDDEN.some((action) => new RegExp(`^${pattern.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*')}$`, 'i').test(action));
+      const eventsTableId = () => Object.entries(resourcesOf(t, 'AWS::DynamoDB::Table')).find(([, x]) => x.Properties.TableName === 'cc1-events')![0];
+      /** Does a statement's Resource reach the events table (its ARN, or a wildcard that matches it)? */
+      const reachesEvents = (resource: unknown) => {
+        const text = JSON.stringify(resource);
+        return text.includes(`"${eventsTableId()}"`) || resource === '*' || /table\/(\*|cc1-\*|cc1-e\*|cc1-events)/.test(text);
+      };
+
+      it('no IAM policy anywhere allows UpdateItem, DeleteItem or BatchWriteItem on the events table', () => {
+        const policies = [
+          ...Object.values(resourcesOf(t, 'AWS::IAM::Policy')).map((p) => p.Properties.PolicyDocument),
+          ...Object.values(resourcesOf(t, 'AWS::IAM::ManagedPolicy')).map((p) => p.Properties.PolicyDocument),
+          ...Object.values(resourcesOf(t, 'AWS::IAM::Role')).flatMap((r) => (r.Properties.Policies ?? []).map((p: any) => p.PolicyDocument)),
+        ];
+        const statements = policies.flatMap((d) => d.Statement);
+        expect(statements.length).toBeGreaterThan(20);
+        const offending = statements.filter(
+          (st: any) => st.Effect === 'Allow' && actionsOf(st).some(allowsForbidden) && [st.Resource].flat().some(reachesEvents),
+        );
+        expect(offending).toEqual([]);
+        // The check does find such a statement: the old grantReadWriteData.
+        expect(allowsForbidden('dynamodb:*') && allowsForbidden('dynamodb:UpdateItem') && !allowsForbidden('dynamodb:PutItem')).toBe(true);
+      });
+
+      it('writers may append (PutItem, ConditionCheckItem) and read; only the reconciler scans; the projector only reads', () => {
+        const onEvents = (name: string) =>
+          statementsOf(t, name)
+            .filter((st) => [st.Resource].flat().some((r: unknown) => JSON.stringify(r).includes(`"${eventsTableId()}"`)) && !st.Action.toString().includes('Stream'))
+            .flatMap(actionsOf)
+            .sort();
+        const command = ['dynamodb:ConditionCheckItem', 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query'];
+        for (const name of ['restApi', 'cc1Api', 'vmEvents', 'diskFiles']) expect({ name, actions: onEvents(name) }).toEqual({ name, actions: command });
+        expect(onEvents('reconciler')).toEqual([...command, 'dynamodb:Scan'].sort());
+        expect(onEvents('projector')).toEqual(['dynamodb:GetItem', 'dynamodb:Query']);
+      });
+
+      it('control records: only the API functions may delete (idempotency records); images rows are only ever Put', () => {
+        const actionsOn = (name: string, sid: string) => statementsOf(t, name).filter((st) => st.Sid === sid).flatMap(actionsOf);
+        for (const name of FUNCTIONS) {
+          expect({ name, deletes: actionsOn(name, 'ControlRecords').includes('dynamodb:DeleteItem') }).toEqual({ name, deletes: name === 'restApi' || name === 'cc1Api' });
+          expect(actionsOn(name, 'ImagesReadModels').filter((a) => FORBIDDEN.includes(a))).toEqual([]);
+        }
+      });
     });
 
     it('gives the projector read-only access to the event log and the control table', () => {
@@ -496,25 +529,112 @@ describe('the stack with its defaults (a Cognito user pool)', () => {
   });
 
   describe('alarms', () => {
+    const alarms = () => Object.values(resourcesOf(t, 'AWS::CloudWatch::Alarm'));
+    const byMetric = (metric: string) => alarms().filter((a) => a.Properties.MetricName === metric);
+    const dimensionOf = (a: any) => a.Properties.Dimensions?.[0]?.Value?.Ref;
+
     it('watch function errors, every DLQ, projection lag and API 5xx, into an encrypted SNS topic', () => {
       const [topicId, topic] = only(resourcesOf(t, 'AWS::SNS::Topic'));
       expect(topic.Properties.KmsMasterKeyId).toBeDefined();
-      const alarms = Object.values(resourcesOf(t, 'AWS::CloudWatch::Alarm'));
-      for (const a of alarms) expect(a.Properties.AlarmActions).toEqual([{ Ref: topicId }]);
-      const byMetric = (metric: string) => alarms.filter((a) => a.Properties.MetricName === metric);
+      for (const a of alarms()) expect(a.Properties.AlarmActions).toEqual([{ Ref: topicId }]);
       expect(byMetric('Errors')).toHaveLength(FUNCTIONS.length);
       expect(byMetric('ApproximateNumberOfMessagesVisible')).toHaveLength(3);
       for (const a of byMetric('ApproximateNumberOfMessagesVisible')) {
         expect(a.Properties).toMatchObject({ Threshold: 0, ComparisonOperator: 'GreaterThanThreshold' });
       }
-      const [lag] = byMetric('IteratorAge');
-      expect(lag!.Properties).toMatchObject({
-        Namespace: 'AWS/Lambda',
-        Statistic: 'Maximum',
-        Threshold: 60_000,
-        Dimensions: [{ Name: 'FunctionName', Value: { Ref: functionId(t, 'projector') } }],
-      });
+      const lag = byMetric('IteratorAge').find((a) => dimensionOf(a) === functionId(t, 'projector'))!;
+      expect(lag.Properties).toMatchObject({ Namespace: 'AWS/Lambda', Statistic: 'Maximum', Threshold: 60_000 });
       expect(byMetric('5xx')).toHaveLength(1);
+    });
+
+    it('watch throttles and a duration above 80% of the timeout, per function', () => {
+      const timeouts = Object.fromEntries(FUNCTIONS.map((name) => [functionId(t, name), resourcesOf(t, 'AWS::Lambda::Function')[functionId(t, name)]!.Properties.Timeout]));
+      expect(byMetric('Throttles').map(dimensionOf).sort()).toEqual(Object.keys(timeouts).sort());
+      const durations = byMetric('Duration');
+      expect(durations.map(dimensionOf).sort()).toEqual(Object.keys(timeouts).sort());
+      for (const a of durations) {
+        expect(a.Properties).toMatchObject({ Statistic: 'Maximum', ComparisonOperator: 'GreaterThanThreshold' });
+        expect(a.Properties.Threshold).toBe(timeouts[dimensionOf(a)] * 1000 * 0.8);
+      }
+      expect(timeouts[functionId(t, 'restApi')]).toBe(29); // 80%: 23.2 s
+    });
+
+    it("watch diskFiles' stream lag too", () => {
+      const lag = byMetric('IteratorAge').find((a) => dimensionOf(a) === functionId(t, 'diskFiles'))!;
+      expect(lag.Properties).toMatchObject({ Statistic: 'Maximum', Threshold: 1_800_000 });
+    });
+
+    /** The metrics of a metric-math alarm, by id. */
+    const mathAlarm = (template: Template, metric: string) =>
+      Object.values(resourcesOf(template, 'AWS::CloudWatch::Alarm')).find((a) =>
+        (a.Properties.Metrics ?? []).some((m: any) => m.MetricStat?.Metric?.MetricName === metric),
+      )!;
+
+    it('watch the attach and detach failure rates and the reconciler repairs, thresholds from context', () => {
+      const check = (template: Template, attach: number, detach: number, repairs: number) => {
+        for (const [failed, succeeded, percent] of [['AttachFailed', 'AttachSucceeded', attach], ['DetachFailed', 'DetachSucceeded', detach]] as const) {
+          const alarm = mathAlarm(template, failed);
+          expect(alarm.Properties.Threshold).toBe(percent);
+          const stats = alarm.Properties.Metrics.filter((m: any) => m.MetricStat).map((m: any) => m.MetricStat);
+          expect(stats.map((m: any) => m.Metric.MetricName).sort()).toEqual([failed, succeeded].sort());
+          for (const m of stats) {
+            expect(m.Metric).toMatchObject({ Namespace: 'Cc1StorageImages', Dimensions: [{ Name: 'service', Value: 'cc1-storage-images' }] });
+            expect(m).toMatchObject({ Stat: 'Sum', Period: 900 });
+          }
+          expect(alarm.Properties.Metrics.find((m: any) => m.Expression).Expression).toMatch(/100 \* FILL\(failed, 0\) \/ \(FILL\(failed, 0\) \+ FILL\(succeeded, 0\)\)/);
+        }
+        const repair = Object.values(resourcesOf(template, 'AWS::CloudWatch::Alarm')).find((a) => a.Properties.MetricName === 'ReconcilerRepair')!;
+        expect(repair.Properties).toMatchObject({ Namespace: 'Cc1StorageImages', Statistic: 'Sum', Period: 3600, Threshold: repairs, ComparisonOperator: 'GreaterThanOrEqualToThreshold' });
+      };
+      check(t, 20, 20, 5);
+      check(synth({ attachFailurePercentAlarm: '5', detachFailurePercentAlarm: 50, reconcilerRepairsAlarm: '12' }).template, 5, 50, 12);
+    });
+  });
+
+  describe('dashboard', () => {
+    it('shows the golden signals: requests, errors, p99 per route, attach outcomes, stream lag, reconciler repairs', () => {
+      const [, dashboard] = only(resourcesOf(t, 'AWS::CloudWatch::Dashboard'));
+      const body = JSON.stringify(dashboard.Properties.DashboardBody);
+      for (const title of ['Requests', 'API errors', 'p99 latency per route', 'Attach outcomes', 'Stream lag', 'Reconciler repairs']) expect(body).toContain(title);
+      for (const metric of ['AttachSucceeded', 'AttachFailed', 'DetachFailed', 'ReconcilerRepair', 'IteratorAge', '5xx', '4xx', 'Count']) expect(body).toContain(`\\"${metric}\\"`);
+      // One p99 line per route of the table (the stage publishes per-route metrics).
+      for (const key of EXPECTED_ROUTES) {
+        const [method, path] = key.split(' ');
+        expect(body).toContain(`\\"Method\\",\\"${method}\\",\\"Resource\\",\\"${path}\\"`);
+      }
+      expect(body.match(/p99/g)!.length).toBeGreaterThanOrEqual(EXPECTED_ROUTES.length);
+      const [, stage] = only(resourcesOf(t, 'AWS::ApiGatewayV2::Stage'));
+      expect(stage.Properties.DefaultRouteSettings.DetailedMetricsEnabled).toBe(true);
+    });
+  });
+
+  describe('operations', () => {
+    it('traces every function with X-Ray and the Powertools Tracer by default', () => {
+      for (const fn of Object.values(resourcesOf(t, 'AWS::Lambda::Function'))) {
+        expect(fn.Properties.TracingConfig).toEqual({ Mode: 'Active' });
+        expect(fn.Properties.Environment.Variables.POWERTOOLS_TRACE_ENABLED).toBe('true');
+      }
+    });
+
+    it('runs one reconciler at a time (reserved concurrency 1); the other functions share the pool', () => {
+      const fns = resourcesOf(t, 'AWS::Lambda::Function');
+      expect(fns[functionId(t, 'reconciler')]!.Properties.ReservedConcurrentExecutions).toBe(1);
+      for (const name of FUNCTIONS.filter((n) => n !== 'reconciler')) expect(fns[functionId(t, name)]!.Properties.ReservedConcurrentExecutions).toBeUndefined();
+    });
+
+    it('archives the VM events of the hypervisor bus, retention from context, under the name the ops CLI replays from', () => {
+      const [busId] = only(resourcesOf(t, 'AWS::Events::EventBus'));
+      const [, archive] = only(resourcesOf(t, 'AWS::Events::Archive'));
+      expect(archive.Properties).toMatchObject({
+        ArchiveName: 'cc1-hypervisor-archive',
+        SourceArn: { 'Fn::GetAtt': [busId, 'Arn'] },
+        EventPattern: { source: ['cc1.hypervisor'] },
+        RetentionDays: 30,
+      });
+      const rule = Object.values(resourcesOf(t, 'AWS::Events::Rule')).find((r) => r.Properties.EventPattern)!;
+      expect(rule.Properties.Name).toBe('cc1-hypervisor-vm-state-change');
+      const [, kept] = only(resourcesOf(synth({ vmEventsArchiveDays: '365' }).template, 'AWS::Events::Archive'));
+      expect(kept.Properties.RetentionDays).toBe(365);
     });
   });
 
@@ -611,9 +731,13 @@ describe('context', () => {
     expect(readDeployConfig(() => undefined).storages).toEqual([]);
   });
 
-  it('keeps cdk-nag clean with X-Ray tracing on', () => {
-    const { app, template } = synth({ xrayTracing: 'true', alarmEmail: 'ops@example.org' });
-    for (const fn of Object.values(resourcesOf(template, 'AWS::Lambda::Function'))) expect(fn.Properties.TracingConfig).toEqual({ Mode: 'Active' });
+  it('turns tracing off (X-Ray and the Tracer) with xrayTracing=false, and keeps cdk-nag clean', () => {
+    const { app, template } = synth({ xrayTracing: 'false', alarmEmail: 'ops@example.org' });
+    for (const fn of Object.values(resourcesOf(template, 'AWS::Lambda::Function'))) {
+      expect(fn.Properties.TracingConfig).toBeUndefined();
+      expect(fn.Properties.Environment.Variables.POWERTOOLS_TRACE_ENABLED).toBe('false');
+    }
+    expect(JSON.stringify(template.toJSON())).not.toContain('xray:PutTraceSegments');
     expect(new AwsSolutionsChecks(app).validateScope(app).violations).toEqual([]);
   });
 
@@ -626,6 +750,8 @@ describe('context', () => {
     expect(get({ imagesTableVersions: '1,2,3' })).toThrow(/imagesTableVersions/);
     expect(get({ hostCommandTimeoutMs: '60000' })).toThrow(/hostCommandTimeoutMs/);
     expect(get({ xrayTracing: 'yes' })).toThrow(/xrayTracing/);
+    expect(get({ attachFailurePercentAlarm: '0' })).toThrow(/attachFailurePercentAlarm/);
+    expect(get({ vmEventsArchiveDays: '-1' })).toThrow(/vmEventsArchiveDays/);
     expect(get({ storages: '[{"id":"a","path":"/srv/a","hostId":"i-1; rm -rf /"}]' })).toThrow(/storages/);
     expect(get({ storages: [{ id: 'a', path: '/srv/../etc', hostId: 'mi-0123456789abcdef0' }] })).toThrow(/storages/);
     expect(readDeployConfig(() => undefined)).toMatchObject({ tablePrefix: 'cc1', imagesTableVersions: [1], hostTagValues: ['hypervisor', 'storage'] });
