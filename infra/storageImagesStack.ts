@@ -290,7 +290,9 @@ export class StorageImagesStack extends Stack {
     alarms.streamLag('DiskFilesLag', diskFiles.fn, Duration.seconds(config.diskFilesLagAlarmSeconds), 'Disk file work (make, remove) is');
     alarms.api5xx(stage);
     const quarterHour = Duration.minutes(15);
-    alarms.failureRate('AttachFailureRate', serviceMetric('AttachFailed', quarterHour), serviceMetric('AttachSucceeded', quarterHour), config.attachFailurePercentAlarm, 'attaches');
+    // Only hot attaches run virsh (and can fail); boot-time attaches are records only.
+    const hotAttaches = serviceMetric('AttachSucceeded', quarterHour, { mode: 'hot' });
+    alarms.failureRate('AttachFailureRate', serviceMetric('AttachFailed', quarterHour), hotAttaches, config.attachFailurePercentAlarm, 'hot attaches');
     alarms.failureRate('DetachFailureRate', serviceMetric('DetachFailed', quarterHour), serviceMetric('DetachSucceeded', quarterHour), config.detachFailurePercentAlarm, 'detaches');
     alarms.countReached(
       'ReconcilerRepairs',

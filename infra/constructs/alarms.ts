@@ -118,9 +118,9 @@ export const iteratorAge = (consumer: lambda.IFunction): cloudwatch.Metric =>
   consumer.metric('IteratorAge', { period: Duration.minutes(1), statistic: cloudwatch.Stats.MAXIMUM });
 
 /**
- * A business metric of the service (functions/shared/metrics.ts), as its total: the
- * code emits each count once with the `service` dimension only, and once more with
- * its breakdown (kind, mode) for diagnosis.
+ * A business metric of the service (functions/shared/metrics.ts): its total (the code
+ * emits each count once with the `service` dimension only), or one slice of its
+ * breakdown (e.g. `{ mode: 'hot' }`; the code emits that too).
  */
-export const serviceMetric = (metricName: string, period: Duration): cloudwatch.Metric =>
-  new cloudwatch.Metric({ namespace: METRICS_NAMESPACE, metricName, dimensionsMap: { service: SERVICE_NAME }, statistic: cloudwatch.Stats.SUM, period });
+export const serviceMetric = (metricName: string, period: Duration, breakdown: Record<string, string> = {}): cloudwatch.Metric =>
+  new cloudwatch.Metric({ namespace: METRICS_NAMESPACE, metricName, dimensionsMap: { service: SERVICE_NAME, ...breakdown }, statistic: cloudwatch.Stats.SUM, period });

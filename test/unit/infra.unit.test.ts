@@ -578,7 +578,9 @@ describe('the stack with its defaults (a Cognito user pool)', () => {
           const stats = alarm.Properties.Metrics.filter((m: any) => m.MetricStat).map((m: any) => m.MetricStat);
           expect(stats.map((m: any) => m.Metric.MetricName).sort()).toEqual([failed, succeeded].sort());
           for (const m of stats) {
-            expect(m.Metric).toMatchObject({ Namespace: 'Cc1StorageImages', Dimensions: [{ Name: 'service', Value: 'cc1-storage-images' }] });
+            // The totals, but for successful attaches: the hot ones only (boot-time attaches never fail).
+            const dimensions = [...(m.Metric.MetricName === 'AttachSucceeded' ? [{ Name: 'mode', Value: 'hot' }] : []), { Name: 'service', Value: 'cc1-storage-images' }];
+            expect(m.Metric).toMatchObject({ Namespace: 'Cc1StorageImages', Dimensions: dimensions });
             expect(m).toMatchObject({ Stat: 'Sum', Period: 900 });
           }
           expect(alarm.Properties.Metrics.find((m: any) => m.Expression).Expression).toMatch(/100 \* FILL\(failed, 0\) \/ \(FILL\(failed, 0\) \+ FILL\(succeeded, 0\)\)/);
