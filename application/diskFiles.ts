@@ -36,10 +36,14 @@ export const onStoredEventForDiskFiles = async (deps: ServiceDeps, event: Stored
       }
       throw error;
     }
+    deps.logger.info('disk file made', { imageId, storage, filesystem, sizeMb });
     await handleCommand(deps, imageId, { type: 'MarkDiskReady', storage }, system());
   } else if (event.type === 'StorageImageRevoked') {
     const image = event.stateAfter.status === 'none' ? undefined : event.stateAfter.image;
-    if (image) await deps.storage.deleteDiskFile({ userId: image.userId, imageId: image.imageId, storage: image.storage });
+    if (image) {
+      await deps.storage.deleteDiskFile({ userId: image.userId, imageId: image.imageId, storage: image.storage });
+      deps.logger.info('disk file removed', { imageId: image.imageId, storage: image.storage });
+    }
   }
 };
 

@@ -51,7 +51,11 @@ export class QuotaExceededError extends Error {
 }
 
 /** A stored event with the aggregate state right after it (what a projection needs). */
-export type StoredEvent = StorageImageEvent & { stateAfter: StorageImageState };
+export type StoredEvent = StorageImageEvent & {
+  stateAfter: StorageImageState;
+  /** The id of the request (or reaction) that caused it: logs of the reactions to it carry it too. */
+  correlationId?: string;
+};
 
 /** One stream's part of a command step: `event` becomes version `expectedVersion + 1`. */
 export interface StreamAppend {

@@ -41,6 +41,7 @@ const envelope = z.object({
   cause: z.object({ kind: z.enum(['user', 'admin', 'portal', 'system']), userId: z.optional(id), reason: z.optional(z.string()) }),
   data: z.optional(z.record(z.string(), z.unknown())),
   stateAfter: z.object({ status: z.enum(['none', 'adding', 'failed', 'ok', 'locked']) }),
+  correlationId: z.optional(z.string()),
 });
 
 export class BadEventItemError extends Error {
@@ -70,5 +71,6 @@ export const parseStoredEvent = (item: Record<string, unknown>): StoredEvent => 
     cause: head.data.cause,
     data: item.data ?? {},
     stateAfter: item.stateAfter,
+    ...(head.data.correlationId ? { correlationId: head.data.correlationId } : {}),
   } as StoredEvent;
 };

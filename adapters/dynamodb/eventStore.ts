@@ -41,6 +41,7 @@ export interface EventItem {
   cause: Record<string, unknown>;
   data: Record<string, unknown>;
   stateAfter: Record<string, unknown>;
+  correlationId?: string;
 }
 
 export const toEventItem = (e: StoredEvent): EventItem => ({
@@ -51,6 +52,7 @@ export const toEventItem = (e: StoredEvent): EventItem => ({
   cause: e.cause as Record<string, unknown>,
   data: e.data as Record<string, unknown>,
   stateAfter: e.stateAfter as unknown as Record<string, unknown>,
+  ...(e.correlationId ? { correlationId: e.correlationId } : {}),
 });
 
 /** An event item read back: checked against its type's schema (a bad item is an error, not data). */
@@ -73,6 +75,8 @@ export class DynamoEventStore implements EventStore {
     readonly tableName: string,
     readonly controlTable: string,
     private readonly images: ImagesTableSource,
+    /** The correlation id of the work in progress, written on each event (see functions/shared/correlation.ts). */
+    private readonly correlationId: () => string | undefined = () => undefined,
   ) {}
 
   async load(streamId: string): Promise<LoadedStream> {
@@ -87,9 +91,10 @@ export class DynamoEventStore implements EventStore {
     const items: TransactItem[] = [];
     const roles: ItemRole[] = [];
     const stored: StoredEvent[] = [];
+    const correlationId = this.correlationId();
     for (const { streamId, expectedVersion, event, stateAfter } of appends) {
       if (!Number.isSafeInteger(expectedVersion) || expectedVersion < 0) throw new RangeError(`bad expectedVersion ${expectedVersion}`);
-      const e = { ...event, streamId, version: expectedVersion + 1, stateAfter } as StoredEvent;
+      const e = { ...event, streamId, version: expectedVersion + 1, stateAfter, ...(correlationId ? { correlationId } : {}) } as StoredEvent;
       stored.push(e);
       // The key is new: a version is never written twice.
       items.push({ Put: { TableName: this.tableName, Item: toEventItem(e), ConditionExpression: 'attribute_not_exists(streamId)' } });

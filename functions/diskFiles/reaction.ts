@@ -7,12 +7,14 @@ import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-p
 import type { Context, DynamoDBBatchResponse, DynamoDBRecord, DynamoDBStreamEvent } from 'aws-lambda';
 import { storedEventOf } from '../../adapters/dynamodb/projector';
 import { onStoredEventForDiskFiles, type ServiceDeps } from '../../application/storageImages';
+import { withCorrelationId } from '../shared/correlation';
 
 export const diskFilesSink = (deps: () => ServiceDeps) => ({
   processBatch: (event: DynamoDBStreamEvent, context?: Context): Promise<DynamoDBBatchResponse> => {
     const handleRecord = async (record: DynamoDBRecord) => {
       const stored = storedEventOf(record);
-      if (stored) await onStoredEventForDiskFiles(deps(), stored);
+      // The reaction works under the id of the request that appended the event.
+      if (stored) await withCorrelationId(stored.correlationId, () => onStoredEventForDiskFiles(deps(), stored));
     };
     return processPartialResponse(event, handleRecord, new BatchProcessor(EventType.DynamoDBStreams), {
       ...(context ? { context } : {}),

@@ -19,6 +19,7 @@ import { DynamoImageReadModel, ReadModelLocator } from '../../adapters/dynamodb/
 import { tableNames } from '../../adapters/dynamodb/tables';
 import { DynamoVmDirectory } from '../../adapters/dynamodb/vmDirectory';
 import { DYNAMODB_MAX_ATTEMPTS, readConfig, storagesOf, type RuntimeConfig } from './config';
+import { correlatedLogger, currentCorrelationId } from './correlation';
 import { metricsPort } from './metrics';
 import { tracer } from './observability';
 
@@ -73,7 +74,7 @@ export const buildContainer = (
   const { hypervisor, storage } = (overrides.hosts ?? hostsFactory)(config);
 
   const deps: ServiceDeps = {
-    events: new DynamoEventStore(doc, names.events, names.control, readModelLocator),
+    events: new DynamoEventStore(doc, names.events, names.control, readModelLocator, currentCorrelationId),
     readModel: new DynamoImageReadModel(doc, readModelLocator),
     vms: new DynamoVmDirectory(doc, names.control),
     quota: new DynamoQuotaLedger(doc, names.control),
@@ -81,7 +82,7 @@ export const buildContainer = (
     hypervisor,
     storage,
     config: { defaultQuotaMb: config.defaultQuotaMb, maxDisksPerVm: config.maxDisksPerVm },
-    logger,
+    logger: correlatedLogger(logger),
     metrics: metricsPort(),
   };
   return {

@@ -15,6 +15,7 @@ import type { Logger } from '@aws-lambda-powertools/logger';
 import { correlationPaths } from '@aws-lambda-powertools/logger/correlationId';
 import type { APIGatewayProxyEventV2, APIGatewayProxyEventV2WithJWTAuthorizer, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
 import { DomainError, type ErrorCode } from '../../domain/errors';
+import { withCorrelationId } from './correlation';
 import type { ServiceDeps } from '../../application/storageImages';
 import { container } from './container';
 import { callerFromClaims, type Caller } from './identity';
@@ -174,7 +175,8 @@ export const httpStack = (route: (event: HttpEvent, context: Context) => Promise
       ),
     );
   }
-  return stack.handler(route);
+  // The API Gateway request id follows the request into every event it appends (correlation.ts).
+  return stack.handler((event, context) => withCorrelationId(event.requestContext.requestId, () => route(event, context)));
 };
 
 type Idempotency = ReturnType<typeof makeHandlerIdempotent>;
