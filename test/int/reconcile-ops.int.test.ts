@@ -112,4 +112,4 @@ test('reconcile without a running local server says so (exit 1); the file is rem
   await s2.close();
   expect(existsSync(join(s2dir, LOCAL_STACK_FILE))).toBe(false);
   rmSync(s2dir, { recursive: true, force: true });
-});
+}, 180_000); // a stack on a data dir starts its own DynamoDB Local JVM: slow on a busy machine
