@@ -67,7 +67,7 @@ const xmlAttr = (value: string): string =>
 export const bootDiskXml = async (deps: ServiceDeps, vmId: number, actor: Actor): Promise<{ imageId: number; diskDev: string; xml: string }[]> => {
   const vm = await deps.vms.get(vmId);
   if (!vm) return fail('vm_get', 'No such VM.');
-  // A user reads their own VM's disks; the portal service and admins any VM's.
+  // A user reads only their own VM's; the portal service (which starts VMs) and admins read any.
   if (actor.kind === 'user' && actor.userId !== vm.userId) fail('vm_get', 'No such VM.');
   const claims = Object.entries(vm.devices).sort(([a], [b]) => a.localeCompare(b));
   const heads = await Promise.all(claims.map(([, claim]) => deps.events.load(streamIdOf(claim.imageId))));

@@ -31,6 +31,8 @@ export const attachImage = async (deps: ServiceDeps, imageId: number, vmId: numb
     const [loaded, vm] = await Promise.all([deps.events.load(streamIdOf(imageId)), deps.vms.get(vmId)]);
     // The rules first (the same policies the decider applies), so nothing is claimed for a refused request.
     if (loaded.state.status === 'none') return fail('image_get', 'No such storage image.');
+    // As CC1 (VM.get(caller_id, vm_id) before the image): a VM that is not the caller's is vm_get.
+    if (vm && (actor.kind === 'user' || actor.kind === 'portal') && vm.userId !== actor.userId) fail('vm_get', `No such VM ${vmId}.`);
     checkImageAccess(loaded.state.image.userId, actor);
     const ready = checkAttachable(loaded.state, vmId);
     const vmView = checkVmOfOwner(vmViewOf(vm), vmId, ready.image.userId);

@@ -9,12 +9,11 @@ import '../../local/localDefaults';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { handleCommand } from '../../application/commandHandling';
 import { streamIdOf } from '../../domain/storageImage';
 import { LOCAL_STACK_FILE as STACK_FILE_WRITTEN, startLocalStack, type LocalStack } from '../../local/stack';
 import { runCli } from '../../ops/cli';
 import { LOCAL_STACK_FILE } from '../../ops/commands';
-import { readyImages, sendVmEvent, userCtx } from '../support/faultsStack';
+import { readyImages, requestAttach, sendVmEvent } from '../support/faultsStack';
 
 jest.setTimeout(60_000);
 
@@ -62,14 +61,13 @@ test('reconcile: in-flight work is left alone under the settle time, repaired wi
   const vmId = 61001;
   await sendVmEvent(stack, { vmId, userId: USER, domain: `vm-${vmId}-${USER}`, hostId: HOST, state: 'running' });
   const [img] = await readyImages(stack, USER, 1);
-  // A crash before virsh: claim + AttachRequested, nothing on the host.
-  expect(await deps.vms.claimDevice(vmId, USER, 'vdb', img!, 10, new Date().toISOString())).toEqual({ ok: true });
-  await handleCommand(deps, img!, { type: 'RequestHotAttach', vm: { vmId, userId: USER, running: true }, diskDev: 'vdb' }, userCtx(deps, USER));
+  // A crash before virsh: the intent step (claim + AttachRequested) committed, nothing on the host.
+  await requestAttach(deps, img!, vmId, 'vdb', USER);
 
   const young = await cli(['reconcile']); // default settle: 2 minutes
   expect(young.code).toBe(0);
   expect(young.out).toHaveLength(1);
-  expect(JSON.parse(young.out[0]!)).toEqual({ vmsChecked: 1, hostsUnreachable: [], repairs: [] });
+  expect(JSON.parse(young.out[0]!)).toEqual({ vmsChecked: 1, hostsUnreachable: [], hostsSkipped: [], repairs: [] });
   expect(young.err.join('\n')).toContain(stack.runCommand.url);
 
   const settled = await cli(['reconcile', '--settle-seconds', '0']);
@@ -77,10 +75,11 @@ test('reconcile: in-flight work is left alone under the settle time, repaired wi
   expect(JSON.parse(settled.out[0]!)).toEqual({
     vmsChecked: 1,
     hostsUnreachable: [],
+    hostsSkipped: [],
     repairs: [{ kind: 'attach-failed', vmId, diskDev: 'vdb', imageId: img }],
   });
   expect((await deps.vms.get(vmId))!.devices).toEqual({});
-  expect((await deps.events.readStream(streamIdOf(img!))).at(-1)).toMatchObject({
+  expect((await deps.events.readStream(streamIdOf(img!))).events.at(-1)).toMatchObject({
     type: 'StorageImageAttachFailed',
     cause: { kind: 'system', reason: 'reconciled' },
   });
@@ -113,4 +112,4 @@ test('reconcile without a running local server says so (exit 1); the file is rem
   await s2.close();
   expect(existsSync(join(s2dir, LOCAL_STACK_FILE))).toBe(false);
   rmSync(s2dir, { recursive: true, force: true });
-});
+}, 180_000); // a stack on a data dir starts its own DynamoDB Local JVM: slow on a busy machine

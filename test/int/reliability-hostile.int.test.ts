@@ -476,7 +476,7 @@ test('a refused POST /vms/{vmId}/disks records none of its images (all-or-nothin
   const before = recorder.appends.length;
   const reply = await client.send({ method: 'POST', path: `/vms/${VM_BOOT}/disks`, token: tokens.portal, body: { userId: OWNER, storageImageIds: [good.id, bad.id] } });
   expect(reply.status).toBe(403); // image_permission: the second image is not the owner's
-  expect(recorder.appends.slice(before).map((e) => `${e.streamId} ${e.type}`)).toEqual([]); // fails: image-<good> StorageImageAttached
+  expect(recorder.appends.slice(before).map((e) => `${e.streamId} ${e.type}`)).toEqual([]); // before one transaction per step: image-<good> StorageImageAttached
 });
 
 test(`REST API: ${runs(0.5)} hostile requests over every route, field, path and query parameter`, async () => {

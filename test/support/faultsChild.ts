@@ -1,8 +1,8 @@
 /**
  * A child process for the fault tests: runs ONE attach or detach through the real
- * application code against the test's dynalite and Run Command endpoints, and stops
- * dead at a chosen point (right after the device claim, AttachRequested, virsh
- * attach-disk, virsh detach-disk or Detached): it prints `PAUSED <point>` and waits
+ * application code against the test's DynamoDB Local and Run Command endpoints, and stops
+ * dead at a chosen point (right after the intent step, virsh attach-disk, the Attached
+ * step, virsh detach-disk or the Detached step): it prints `PAUSED <point>` and waits
  * to be SIGKILLed, or SIGKILLs itself. Nothing after that point is written, as in a
  * real crash. Started by runChildUntil (faultsDeps.ts) with tsx.
  *
@@ -53,10 +53,14 @@ const main = async () => {
     });
   const wrapped: ServiceDeps = {
     ...deps,
-    vms: after(deps.vms, 'claimDevice', () => 'after-claim'),
-    events: after(deps.events, 'append', (stored) => {
-      const type = (stored as StoredEvent).type;
-      return type === 'StorageImageAttachRequested' ? 'after-requested' : type === 'StorageImageDetached' ? 'after-detached' : undefined;
+    events: after(deps.events, 'commit', (stored) => {
+      const type = (stored as StoredEvent[])[0]?.type;
+      const points: Record<string, KillPoint> = {
+        StorageImageAttachRequested: 'after-requested',
+        StorageImageAttached: 'after-attached',
+        StorageImageDetached: 'after-detached',
+      };
+      return type ? points[type] : undefined;
     }),
     hypervisor: {
       attachDisk: async (r) => {

@@ -1,10 +1,10 @@
 /**
  * Fault injection for the fault tests:
  * - `withFault(deps, plan)`: the same adapters, wrapped so that the n-th call of one
- *   operation (`events.append`, `vms.releaseDevice`, `hypervisor.attachDisk`, ...)
- *   fails. `throw` fails that one call (a throttled write, a lost reply: `after` means
- *   the write or the virsh command happened and only the answer was lost); `crash`
- *   also fails every later call of the request, as if the process had died there.
+ *   operation (`events.commit`, one command step's transaction; `hypervisor.attachDisk`,
+ *   ...) fails. `throw` fails that one call (a throttled write, a lost reply: `after`
+ *   means the transaction or the virsh command happened and only the answer was lost);
+ *   `crash` also fails every later call of the request, as if the process had died there.
  * - `throttleDynamo(client, ...)`: a DynamoDB client middleware that answers the n-th
  *   request of a command with ProvisionedThroughputExceededException, below the SDK's
  *   retry (so a few throttles are absorbed by the SDK's retries, more fail the call).
@@ -25,13 +25,7 @@ export class InjectedFault extends Error {
   }
 }
 
-export type FaultOp =
-  | 'events.append'
-  | 'vms.claimDevice'
-  | 'vms.releaseDevice'
-  | 'hypervisor.attachDisk'
-  | 'hypervisor.detachDisk'
-  | 'readModel.apply';
+export type FaultOp = 'events.load' | 'events.commit' | 'vms.get' | 'hypervisor.attachDisk' | 'hypervisor.detachDisk' | 'hypervisor.listDisks';
 
 export interface FaultPlan {
   op: FaultOp;
@@ -41,9 +35,15 @@ export interface FaultPlan {
   when: 'before' | 'after';
   /** `throw`: this call fails; `crash`: the process "dies" here (every later call fails too). */
   mode: 'throw' | 'crash';
-  /** Only calls whose arguments match (e.g. the append of one event type). */
+  /** Only calls whose arguments match (e.g. the commit of one event type: commitOf). */
   match?: (args: unknown[]) => boolean;
 }
+
+/** Matches the commit of a step whose event is of `type` (e.g. 'StorageImageAttached'). */
+export const commitOf =
+  (type: string) =>
+  (args: unknown[]): boolean =>
+    (args[0] as Array<{ event: { type: string } }>)[0]?.event.type === type;
 
 export interface Faulty {
   deps: ServiceDeps;
@@ -141,7 +141,8 @@ export const throttleDynamo = (client: DynamoDBClient, o: { command: string; fro
 // ---------------------------------------------------------------------------
 // A request in a child process, killed at a chosen point
 
-export type KillPoint = 'after-claim' | 'after-requested' | 'after-virsh' | 'after-virsh-detach' | 'after-detached';
+/** Right after: the intent step (AttachRequested + claim), virsh attach, the outcome step (Attached), virsh detach, the Detached step. */
+export type KillPoint = 'after-requested' | 'after-virsh' | 'after-attached' | 'after-virsh-detach' | 'after-detached';
 
 export interface ChildEndpoints {
   dynamodbEndpoint: string;

@@ -87,7 +87,8 @@ export const agreementProblems = async (o: AgreementOptions, log: LogSnapshot): 
   for (const [imageId, { state }] of log.heads) {
     if (state.status !== 'ok' || !state.attachment) continue;
     const a = state.attachment;
-    if (a.phase === 'attaching' && !o.allowAttaching) problems.push(`image ${imageId} still attaching to VM ${a.vmId} at ${a.diskDev}`);
+    const inScope = !o.vmIds || o.vmIds.includes(a.vmId);
+    if (a.phase === 'attaching' && !o.allowAttaching && inScope) problems.push(`image ${imageId} still attaching to VM ${a.vmId} at ${a.diskDev}`);
     if (a.phase !== 'attached') continue;
     const key = `${a.vmId}/${a.diskDev}`;
     attachedAt.set(key, [...(attachedAt.get(key) ?? []), imageId]);

@@ -133,7 +133,7 @@ export const putVmEvents = async (client: RawClient, details: unknown[], entry: 
     },
   });
 
-/** Records every append made through the stack's event store (the one all handlers use). */
+/** Records every event committed through the stack's event store (the one all handlers use). */
 export interface AppendRecorder {
   appends: StoredEvent[];
   restore(): void;
@@ -141,17 +141,18 @@ export interface AppendRecorder {
 
 export const recordAppends = (stack: LocalStack): AppendRecorder => {
   const store = stack.container.deps.events;
-  const original = store.append.bind(store);
+  const original = store.commit.bind(store);
   const appends: StoredEvent[] = [];
-  store.append = async (...args: Parameters<typeof original>) => {
+  // One command step may commit several events (a boot attach of several images): record each.
+  store.commit = async (...args: Parameters<typeof original>) => {
     const stored = await original(...args);
-    appends.push(stored);
+    appends.push(...stored);
     return stored;
   };
   return {
     appends,
     restore: () => {
-      store.append = original;
+      store.commit = original;
     },
   };
 };
@@ -217,11 +218,13 @@ export const readModelProblems = async (stack: LocalStack, streams: Map<string, 
 
 /**
  * No device of a VM held by two images, and the VM directory's claims agree with the
- * images' attachments (every attached image holds its claim; no claim without one).
+ * images' attachments (every attached image holds its claim, by its attach id; no claim
+ * without one).
  */
 export const deviceProblems = async (stack: LocalStack, streams: Map<string, StoredEvent[]>, vmIds: number[]): Promise<string[]> => {
   const problems: string[] = [];
   const held = new Map<string, number>();
+  const attachIds = new Map<string, string>();
   for (const [streamId, events] of streams) {
     const state = events[events.length - 1]!.stateAfter as StorageImageState;
     if (state.status !== 'ok' || !state.attachment) continue;
@@ -229,12 +232,14 @@ export const deviceProblems = async (stack: LocalStack, streams: Map<string, Sto
     const other = held.get(key);
     if (other !== undefined) problems.push(`${key} held by image ${other} and ${streamId}`);
     held.set(key, state.image.imageId);
+    attachIds.set(key, state.attachment.attachId);
   }
   for (const vmId of vmIds) {
     const vm = await stack.container.deps.vms.get(vmId);
     for (const [dev, claim] of Object.entries(vm?.devices ?? {})) {
       const holder = held.get(`${vmId}/${dev}`);
       if (holder !== claim.imageId) problems.push(`VM ${vmId} claim ${dev} -> image ${claim.imageId}, but the images say ${holder ?? 'nobody'}`);
+      else if (attachIds.get(`${vmId}/${dev}`) !== claim.attachId) problems.push(`VM ${vmId} claim ${dev} held by attach ${claim.attachId}, the image records ${attachIds.get(`${vmId}/${dev}`)}`);
       held.delete(`${vmId}/${dev}`);
     }
   }
@@ -246,6 +251,6 @@ export const deviceProblems = async (stack: LocalStack, streams: Map<string, Sto
 export const canaries = (tag: string): string[] => readdirSync('/tmp').filter((f) => f.startsWith(`pwned-${tag}`));
 export const canaryExists = (path: string): boolean => existsSync(path);
 
-export const historyOf = async (stack: LocalStack, imageId: number): Promise<StoredEvent[]> => stack.container.deps.events.readStream(streamIdOf(imageId));
+export const historyOf = async (stack: LocalStack, imageId: number): Promise<StoredEvent[]> => (await stack.container.deps.events.readStream(streamIdOf(imageId))).events;
 
 export const sleep = (ms: number) => new Promise((ok) => setTimeout(ok, ms));
