@@ -19,7 +19,7 @@ export function* imageStream(imageId: number, userId: number, length: number): G
   for (let version = 1; version <= length; version++) {
     const command: StorageImageCommand =
       version === 1
-        ? { type: 'CreateStorageImage', imageId, name: `bench-${imageId}`, description: 'benchmark image', diskController: 'virtio', filesystem: 'raw', sizeMb: 10, quota: { limitMb: 1e9, usedMb: 0 } }
+        ? { type: 'CreateStorageImage', imageId, name: `bench-${imageId}`, description: 'benchmark image', diskController: 'virtio', filesystem: 'raw', sizeMb: 10 }
         : version === 2
           ? { type: 'MarkDiskReady', storage: 'default' }
           : { type: 'EditStorageImage', name: `bench-${imageId}-${version}` };

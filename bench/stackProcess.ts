@@ -31,13 +31,19 @@ class TargetCounter {
   readModelWrites = 0;
   /** Reads of the read-model pointer `readmodel#images`: cached 5 s per process, a cost per time, not per command. */
   pointerReads = 0;
+  /** Items written: each item of a TransactWriteItems, and each single-item write. */
+  itemsWritten = 0;
+  /** Updates of the id counter (`counter#image`): one per block of ids, amortized over the block. */
+  idBlockWrites = 0;
   byTarget: Record<string, number> = {};
   constructor(client: DynamoDBClient, prefix: string) {
     const names = tableNames(prefix);
     client.middlewareStack.add(
       (next, context) => async (args) => {
         const op = String(context.commandName ?? '').replace(/Command$/, '');
-        const input = args.input as { TableName?: string; Key?: Record<string, { S?: string }>; Item?: Record<string, { S?: string }> };
+        const input = args.input as { TableName?: string; Key?: Record<string, { S?: string }>; Item?: Record<string, { S?: string }>; TransactItems?: unknown[] };
+        if (op === 'TransactWriteItems') this.itemsWritten += input.TransactItems?.length ?? 0;
+        if (op === 'PutItem' || op === 'UpdateItem' || op === 'DeleteItem') this.itemsWritten++;
         const table = input.TableName ?? '';
         let target = table.replace(`${prefix}-`, '');
         if (table === names.control) {
@@ -47,6 +53,7 @@ class TargetCounter {
           const write = op === 'UpdateItem' || op === 'PutItem' || op === 'DeleteItem';
           if (write && (kind === 'vm' || kind === 'quota')) this.claimWrites++;
           if (op === 'GetItem' && kind === 'readmodel') this.pointerReads++;
+          if (op === 'UpdateItem' && kind === 'counter') this.idBlockWrites++;
         } else if (/-images-v\d+$/.test(table) && (op === 'PutItem' || op === 'UpdateItem')) {
           this.readModelWrites++;
         }
@@ -62,6 +69,8 @@ class TargetCounter {
     this.claimWrites = 0;
     this.readModelWrites = 0;
     this.pointerReads = 0;
+    this.itemsWritten = 0;
+    this.idBlockWrites = 0;
     this.byTarget = {};
   }
 }
@@ -104,6 +113,8 @@ const main = async () => {
       claimWrites: targets.claimWrites,
       readModelWrites: targets.readModelWrites,
       pointerReads: targets.pointerReads,
+      itemsWritten: targets.itemsWritten,
+      idBlockWrites: targets.idBlockWrites,
       byTarget: targets.byTarget,
     }),
     'bare:start': async () => {

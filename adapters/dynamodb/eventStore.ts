@@ -64,8 +64,8 @@ type TransactItem = NonNullable<ConstructorParameters<typeof TransactWriteComman
 
 /** What each item of a transaction is, to read its cancellation reason. */
 type ItemRole =
-  | { role: 'event' | 'row' }
-  | { role: 'head'; streamId: string; expectedVersion: number }
+  | { role: 'row' }
+  | { role: 'event' | 'head'; streamId: string; expectedVersion: number }
   | { role: 'vm'; vmId: number; devs: string[]; maxDevices: number; userId?: number }
   | { role: 'quota'; userId: number; limitMb: number };
 
@@ -98,7 +98,7 @@ export class DynamoEventStore implements EventStore {
       stored.push(e);
       // The key is new: a version is never written twice.
       items.push({ Put: { TableName: this.tableName, Item: toEventItem(e), ConditionExpression: 'attribute_not_exists(streamId)' } });
-      roles.push({ role: 'event' });
+      roles.push({ role: 'event', streamId, expectedVersion }); // its failure names the stream too
       // The head moves from exactly the version read: no version is skipped (castore #168).
       items.push({
         Put: {
@@ -170,7 +170,7 @@ const cancellationError = (error: unknown, roles: ItemRole[]): unknown => {
   const failed = reasons.map((r, i) => ({ r, role: roles[i]! })).filter(({ r }) => r.Code === 'ConditionalCheckFailed');
   const head = failed.find(({ role }) => role.role === 'head' || role.role === 'event');
   if (head || (conflict >= 0 && failed.length === 0)) {
-    const role = (head?.role ?? roles.find((r) => r.role === 'head')) as Extract<ItemRole, { role: 'head' }>;
+    const role = (head?.role ?? roles.find((r) => r.role === 'head')) as Extract<ItemRole, { role: 'event' | 'head' }>;
     return new ConcurrencyError(role.streamId, role.expectedVersion);
   }
   const vm = failed.find(({ role }) => role.role === 'vm');

@@ -1,4 +1,5 @@
 /** The ops CLI commands against DynamoDB Local. */
+import { UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { runCli } from '../../ops/cli';
 import type { Connection } from '../../ops/connect';
 import { Projector } from '../../adapters/dynamodb';
@@ -35,7 +36,7 @@ it('history prints the events of an image as JSON lines', async () => {
     [2, 'StorageImageDiskReady'],
     [3, 'StorageImageAttached'],
   ]);
-  expect(lines[2]).toEqual({ type: 'StorageImageAttached', version: 3, time: at(3), cause: { kind: 'user', userId: 7 }, data: { vmId: 70, diskDev: 'vdb', mode: 'boot' } });
+  expect(lines[2]).toEqual({ type: 'StorageImageAttached', version: 3, time: at(3), cause: { kind: 'user', userId: 7 }, data: { vmId: 70, diskDev: 'vdb', mode: 'boot', attachId: 'image-70-vdb' } });
   expect((await run(['history', '99'])).code).toBe(1);
   expect((await run(['history', 'x'])).code).toBe(2);
 });
@@ -51,11 +52,17 @@ it('rebuild images switches reads to a fresh table equal to the old one', async 
   expect(await stores.readModel.listByOwner(7, { limit: 10, includeRevoked: true })).toEqual(before);
 });
 
-it('rebuild quota resets the ledgers from the log (dry run prints them)', async () => {
+it('rebuild quota audits the ledgers against the log (dry run prints the log\'s figures), exit 1 on a difference', async () => {
   const dry = await run(['rebuild', 'quota', '--dry-run']);
   expect(dry.out.map((l) => JSON.parse(l))).toEqual([{ userId: 7, usedMb: 300, images: { 1: 300 } }]);
-  expect(JSON.parse((await run(['rebuild', 'quota'])).out[0]!)).toEqual({ changedUsers: [7] });
-  expect(await dynamo().stores.quota.usedMb(7)).toBe(300);
+  const audit = await run(['rebuild', 'quota']);
+  expect([audit.code, JSON.parse(audit.out[0]!)]).toEqual([0, { differences: [] }]);
+  // A ledger the log does not explain: reported, never reset.
+  const { stores } = dynamo();
+  await stores.doc.send(new UpdateCommand({ TableName: stores.names.control, Key: { pk: 'quota#7' }, UpdateExpression: 'SET usedMb = :x', ExpressionAttributeValues: { ':x': 1 } }));
+  const bad = await run(['rebuild', 'quota']);
+  expect([bad.code, JSON.parse(bad.out[0]!)]).toEqual([1, { differences: [{ userId: 7, ledgerMb: 1, logMb: 300 }] }]);
+  expect(await stores.quota.usedMb(7)).toBe(1);
 });
 
 it('unknown commands print the help', async () => {

@@ -5,7 +5,7 @@
  * the log gives the live one.
  */
 import fc from 'fast-check';
-import { ScanCommand } from '@aws-sdk/lib-dynamodb';
+import { ScanCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import type { DynamoDBRecord } from 'aws-lambda';
 import {
   DynamoImageReadModel,
@@ -13,9 +13,9 @@ import {
   Projector,
   ReadModelLocator,
   imagesTable,
+  checkQuotaLedgers,
   quotaFromLog,
   rebuildImages,
-  rebuildQuotaLedgers,
   tableName,
 } from '../../adapters/dynamodb';
 import { ensureTable as ensureTableForTest } from '../../adapters/dynamodb/admin';
@@ -188,6 +188,7 @@ describe('read model queries', () => {
       vmId: null,
       diskDev: null,
       version: 3,
+      attachedAt: null,
     });
   });
 
@@ -208,13 +209,26 @@ describe('read model queries', () => {
     expect(await rm.listByVm(999)).toEqual([]);
   });
 
-  it('read-your-writes: an applied event shows in the next list', async () => {
+  it('read-your-writes: a committed event shows in the next list before any projection; its projection is then stale', async () => {
     const { stores } = dynamo();
     const [e] = await appendStream(stores, 77, [created(77, 9)]);
-    expect(await stores.readModel.apply(e!)).toBe('applied');
-    expect(await stores.readModel.apply(e!)).toBe('stale');
-    expect((await stores.readModel.listByOwner(9, { limit: 10 })).items.map((v) => v.id)).toEqual([77]);
+    expect((await stores.readModel.listByOwner(9, { limit: 10 })).items.map((v) => [v.id, v.version])).toEqual([[77, 1]]);
+    expect(await stores.readModel.apply(e!)).toBe('stale'); // the commit wrote the row already
     log.push(e!);
+  });
+
+  it('the projector ignores stale versions: an older event never overwrites a newer row', async () => {
+    const { stores, poller } = dynamo();
+    const events = await appendStream(stores, 79, [created(79, 9), diskReady(9), edited(9, 'newest')]);
+    const projector = new Projector({ readModel: stores.readModel });
+    // The stream's own records of the two older events, delivered twice after the newest was written.
+    const seen: DynamoDBRecord[] = [];
+    await poller(async (event) => void seen.push(...event.Records)).drain();
+    const older = seen.filter((r) => r.dynamodb?.Keys?.streamId?.S === 'image-79' && Number(r.dynamodb.Keys.version?.N) <= 2);
+    expect(older).toHaveLength(2);
+    expect((await projector.processBatch({ Records: [...older, ...older] })).batchItemFailures).toEqual([]);
+    expect((await stores.readModel.listByOwner(9, { limit: 10 })).items.find((v) => v.id === 79)).toMatchObject({ name: 'newest', version: 3 });
+    log.push(...events);
   });
 });
 
@@ -232,7 +246,7 @@ describe('rebuild from the log', () => {
       catchUpDelayMs: 10,
       log: (m) => messages.push(m),
     });
-    expect(report).toMatchObject({ from: stores.names.imagesV1, events: log.length, images: 16 });
+    expect(report).toMatchObject({ from: stores.names.imagesV1, events: log.length, images: 17 });
     expect(report.to).toMatch(/-images-v(\d+)$/);
     expect(await scanTable(report.to)).toEqual(live);
     expect(await stores.locator.imagesTable()).toBe(report.to);
@@ -244,7 +258,7 @@ describe('rebuild from the log', () => {
     const feed = poller((event) => projector.processBatch(event));
     await appendStream(stores, 78, [created(78, 9)]);
     await feed.drain();
-    expect((await stores.readModel.listByOwner(9, { limit: 10 })).items.map((v) => v.id)).toEqual([77, 78]);
+    expect((await stores.readModel.listByOwner(9, { limit: 10 })).items.map((v) => v.id)).toEqual([77, 78, 79]);
     expect(await scanTable(stores.names.imagesV1)).toEqual(live);
     // A second rebuild goes on from the current table.
     const again = await rebuildImages({ client: local.client, doc: stores.doc, prefix, events: stores.events, locator: stores.locator, catchUpDelayMs: 10 });
@@ -252,7 +266,7 @@ describe('rebuild from the log', () => {
     expect(await scanTable(again.to)).toEqual(await scanTable(report.to));
   });
 
-  it('the quota ledgers from the log: the sizes of the images not revoked, per user', async () => {
+  it('the quota ledgers from the log: the sizes of the images not revoked, per user; the audit finds a tampered ledger', async () => {
     const { stores } = dynamo();
     const ledgers = await quotaFromLog(stores.events);
     const expected = new Map<number, Record<number, number>>();
@@ -262,13 +276,16 @@ describe('rebuild from the log', () => {
       if (!events.some((e) => e.type === 'StorageImageRevoked')) images[imageId] = 10 * imageId;
       expected.set(userId, images);
     }
-    expected.set(9, { 77: 100, 78: 100 });
+    expected.set(9, { 77: 100, 78: 100, 79: 100 });
     expect(ledgers).toEqual(expected);
-    await stores.quota.reserve(1, 4, 40, 10_000);
-    await stores.quota.reserve(1, 999, 5, 10_000); // not in the log
-    const changed = await rebuildQuotaLedgers(stores.events, stores.quota);
-    expect(changed.sort()).toEqual([1, 2, 3, 9]);
-    expect((await stores.quota.entry(1)).images).toEqual(expected.get(1));
-    expect(await rebuildQuotaLedgers(stores.events, stores.quota)).toEqual([]);
+    // Written in the same transactions as the events: the ledgers agree with the log.
+    expect(await checkQuotaLedgers(stores.events, stores.quota)).toEqual([]);
+    // An entry the log does not explain is reported, and the audit writes nothing.
+    await stores.doc.send(
+      new UpdateCommand({ TableName: stores.names.control, Key: { pk: 'quota#1' }, UpdateExpression: 'SET #i = :s, usedMb = usedMb + :s', ExpressionAttributeNames: { '#i': 'img#999' }, ExpressionAttributeValues: { ':s': 5 } }),
+    );
+    const logMb = Object.values(expected.get(1)!).reduce((a, b) => a + b, 0);
+    expect(await checkQuotaLedgers(stores.events, stores.quota)).toEqual([{ userId: 1, ledgerMb: logMb + 5, logMb }]);
+    expect(await checkQuotaLedgers(stores.events, stores.quota)).toEqual([{ userId: 1, ledgerMb: logMb + 5, logMb }]);
   });
 });

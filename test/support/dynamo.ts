@@ -4,6 +4,7 @@
  * with their states; ServiceDeps over the real stores with a host that does nothing (for
  * tests of the store, not of the hosts).
  */
+import { ALL_MKFS_TOOLS } from '../../domain/catalog';
 import { randomBytes } from 'node:crypto';
 import { startLocalDynamo, type LocalDynamo } from '../../local/dynamo';
 import { StreamPoller, type StreamHandler, type StreamPollerOptions } from '../../local/streamPoller';
@@ -141,6 +142,7 @@ export const fakeHosts = (): { hypervisor: Hypervisor & { attached: Map<string, 
       createDiskFile: async () => undefined,
       deleteDiskFile: async () => undefined,
       pathOf: ({ userId, imageId }) => `/images/${userId}/${imageId}`,
+      mkfsTools: async () => [...ALL_MKFS_TOOLS],
     },
   };
 };

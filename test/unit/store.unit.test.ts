@@ -1,26 +1,26 @@
 /**
  * Error paths of the DynamoDB adapters, with a mocked client (the happy paths run
- * against dynalite in test/int/store*.int.test.ts).
+ * against DynamoDB Local in test/int/store*.int.test.ts).
  */
 import { mockClient } from 'aws-sdk-client-mock';
-import { ConditionalCheckFailedException, DynamoDBClient, ProvisionedThroughputExceededException } from '@aws-sdk/client-dynamodb';
-import { DynamoDBDocumentClient, GetCommand, PutCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { ConditionalCheckFailedException, DynamoDBClient, ProvisionedThroughputExceededException, TransactionCanceledException } from '@aws-sdk/client-dynamodb';
+import { marshall } from '@aws-sdk/util-dynamodb';
+import { DynamoDBDocumentClient, GetCommand, PutCommand, QueryCommand, TransactWriteCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import {
   DynamoEventStore,
   DynamoIdAllocator,
   DynamoImageReadModel,
-  DynamoQuotaLedger,
   DynamoVmDirectory,
   InvalidPageTokenError,
   ReadModelLocator,
-  VersionGapError,
   createTableInput,
+  fixedImagesTable,
   documentClient,
   imagesTable,
   storedEventOf,
   tableNames,
 } from '../../adapters/dynamodb';
-import { ConcurrencyError } from '../../application/storePorts';
+import { ConcurrencyError, DeviceClaimError, QuotaExceededError, type StepEffects } from '../../application/storePorts';
 import { DomainError } from '../../domain/errors';
 import { storedStream, created, diskReady } from '../support/dynamo';
 
@@ -31,73 +31,101 @@ const throttled = () => new ProvisionedThroughputExceededException({ message: 's
 
 beforeEach(() => mock.reset());
 
-describe('event store errors', () => {
+/** What DynamoDB answers when a transaction's conditions fail: one reason per item, in order. */
+const cancelled = (...reasons: ({ Code: string; Item?: Record<string, unknown> } | 'None')[]) =>
+  new TransactionCanceledException({
+    message: 'Transaction cancelled',
+    $metadata: {},
+    CancellationReasons: reasons.map((r) => (r === 'None' ? { Code: 'None' } : { Code: r.Code, ...(r.Item ? { Item: marshall(r.Item) } : {}) })),
+  });
+const CCF = 'ConditionalCheckFailed';
+
+describe('event store errors (commit: one TransactWriteItems)', () => {
   const [e1, e2] = storedStream(1, [created(1, 7), diskReady(7)]);
+  const store = () => new DynamoEventStore(doc, 'events', 'control', fixedImagesTable('images'));
+  // Items of one append: event, head, row; then the VM item, then the quota item.
+  const commit = (effects?: StepEffects) => store().commit([{ streamId: 'image-1', expectedVersion: 1, event: diskReady(7), stateAfter: e2!.stateAfter }], effects);
+  const claims: StepEffects = { claims: [{ vmId: 9, userId: 7, dev: 'vdb', imageId: 1, attachId: 'image-1@2', maxDevices: 2 }] };
 
-  it('a failed condition is a ConcurrencyError; any other error is passed on as it is', async () => {
-    const store = new DynamoEventStore(doc, 'events');
-    mock.on(PutCommand).rejectsOnce(ccf()).rejectsOnce(throttled());
-    await expect(store.append('image-1', 0, created(1, 7), e1!.stateAfter)).rejects.toBeInstanceOf(ConcurrencyError);
-    await expect(store.append('image-1', 0, created(1, 7), e1!.stateAfter)).rejects.toBeInstanceOf(ProvisionedThroughputExceededException);
+  it('a failed head or event condition, or a conflict with another transaction, is a ConcurrencyError', async () => {
+    mock.on(TransactWriteCommand).rejectsOnce(cancelled('None', { Code: CCF }, 'None')).rejectsOnce(cancelled({ Code: CCF }, 'None', 'None')).rejectsOnce(cancelled('None', { Code: 'TransactionConflict' }, 'None'));
+    for (let i = 0; i < 3; i++) {
+      const error = await commit().catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(ConcurrencyError);
+      expect(error).toMatchObject({ streamId: 'image-1', expectedVersion: 1 });
+    }
   });
 
-  it('an append ahead of the head it reads is a VersionGapError, and nothing is written', async () => {
-    const store = new DynamoEventStore(doc, 'events');
-    mock.on(QueryCommand).resolves({ Items: [{ streamId: 'image-1', version: 1, stateAfter: e1!.stateAfter }] });
-    await expect(store.append('image-1', 2, diskReady(7), e2!.stateAfter)).rejects.toBeInstanceOf(VersionGapError);
-    expect(mock.commandCalls(PutCommand)).toHaveLength(0);
+  it('a failed VM condition is a DeviceClaimError: taken, full, other_owner, from the item as it was', async () => {
+    const vmFailed = (Item: Record<string, unknown>) => cancelled('None', 'None', 'None', { Code: CCF, Item });
+    mock
+      .on(TransactWriteCommand)
+      .rejectsOnce(vmFailed({ pk: 'vm#9', userId: 7, deviceCount: 1, 'dev#vdb': { imageId: 2, attachId: 'image-2@5' } }))
+      .rejectsOnce(vmFailed({ pk: 'vm#9', userId: 7, deviceCount: 2, 'dev#vdc': { imageId: 2 }, 'dev#vdd': { imageId: 3 } }))
+      .rejectsOnce(vmFailed({ pk: 'vm#9', userId: 8, deviceCount: 0 }));
+    for (const reason of ['taken', 'full', 'other_owner']) {
+      const error = await commit(claims).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(DeviceClaimError);
+      expect(error).toMatchObject({ vmId: 9, dev: 'vdb', reason });
+    }
   });
 
-  it('load asks for one item, newest first, strongly consistent', async () => {
-    const store = new DynamoEventStore(doc, 'events');
-    mock.on(QueryCommand).resolves({ Items: [{ streamId: 'image-1', version: 2, stateAfter: e2!.stateAfter }] });
-    expect(await store.load('image-1')).toEqual({ version: 2, state: e2!.stateAfter });
-    expect(mock.commandCalls(QueryCommand)[0]!.args[0].input).toMatchObject({ Limit: 1, ScanIndexForward: false, ConsistentRead: true });
+  it('a failed release condition is not_held', async () => {
+    mock.on(TransactWriteCommand).rejects(cancelled('None', 'None', 'None', { Code: CCF, Item: { pk: 'vm#9', 'dev#vdb': { attachId: 'other' } } }));
+    await expect(commit({ releases: [{ vmId: 9, dev: 'vdb', attachId: 'image-1@2' }] })).rejects.toMatchObject({ name: 'DeviceClaimError', reason: 'not_held' });
+  });
+
+  it('a failed quota condition is a QuotaExceededError with the use the item had', async () => {
+    mock.on(TransactWriteCommand).rejects(cancelled('None', 'None', 'None', { Code: CCF, Item: { pk: 'quota#7', usedMb: 950 } }));
+    const error = await commit({ quota: { reserve: { userId: 7, imageId: 1, sizeMb: 100, limitMb: 1000 } } }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(QuotaExceededError);
+    expect(error).toMatchObject({ userId: 7, usedMb: 950, limitMb: 1000 });
+  });
+
+  it('any other error (throttling, a cancellation without reasons we know) is passed on as it is', async () => {
+    mock.on(TransactWriteCommand).rejectsOnce(throttled()).rejectsOnce(cancelled('None', 'None', { Code: 'ValidationError' }));
+    await expect(commit()).rejects.toBeInstanceOf(ProvisionedThroughputExceededException);
+    await expect(commit()).rejects.toBeInstanceOf(TransactionCanceledException);
+  });
+
+  it('writes event, head (guarded by the version read), row, claims and quota in one request with a ClientRequestToken', async () => {
+    mock.on(TransactWriteCommand).resolves({});
+    await commit({ ...claims, quota: { reserve: { userId: 7, imageId: 1, sizeMb: 100, limitMb: 1000 } } });
+    const [call] = mock.commandCalls(TransactWriteCommand);
+    const input = call!.args[0].input;
+    expect(input.ClientRequestToken).toEqual(expect.any(String));
+    expect(input.TransactItems!.map((t) => Object.keys(t)[0])).toEqual(['Put', 'Put', 'Put', 'Update', 'Update']);
+    expect(input.TransactItems![1]!.Put).toMatchObject({ TableName: 'control', Item: { pk: 'head#image-1', version: 2 }, ExpressionAttributeValues: { ':expected': 1 } });
+    expect(input.TransactItems![0]!.Put).toMatchObject({ TableName: 'events', ConditionExpression: 'attribute_not_exists(streamId)' });
+  });
+
+  it('load is one consistent GetItem of the head', async () => {
+    mock.on(GetCommand).resolves({ Item: { pk: 'head#image-1', version: 2, state: e2!.stateAfter } });
+    expect(await store().load('image-1')).toEqual({ version: 2, state: e2!.stateAfter });
+    expect(mock.commandCalls(GetCommand)[0]!.args[0].input).toEqual({ TableName: 'control', Key: { pk: 'head#image-1' }, ConsistentRead: true });
+    expect(e1).toBeDefined();
+  });
+
+  it('a quota size above the limit is refused before any request', async () => {
+    await expect(commit({ quota: { reserve: { userId: 7, imageId: 1, sizeMb: 2000, limitMb: 1000 } } })).rejects.toBeInstanceOf(QuotaExceededError);
+    expect(mock.calls()).toHaveLength(0);
   });
 });
 
 describe('VM directory errors', () => {
-  it('a claim that lost a race with a release tries again', async () => {
-    const vms = new DynamoVmDirectory(doc, 'control');
-    mock.on(UpdateCommand).rejectsOnce(ccf()).resolves({});
-    mock.on(GetCommand).resolves({ Item: { pk: 'vm#1', vmId: 1, userId: 5, deviceCount: 9 } }); // room again, device free
-    expect(await vms.claimDevice(1, 5, 'vdb', 3, 10, 't')).toEqual({ ok: true });
-    expect(mock.commandCalls(UpdateCommand)).toHaveLength(2);
-  });
-
-  it('other errors of a claim are passed on', async () => {
-    const vms = new DynamoVmDirectory(doc, 'control');
-    mock.on(UpdateCommand).rejects(throttled());
-    await expect(vms.claimDevice(1, 5, 'vdb', 3, 10, 't')).rejects.toBeInstanceOf(ProvisionedThroughputExceededException);
-    await expect(vms.releaseDevice(1, 'vdb', 3)).rejects.toBeInstanceOf(ProvisionedThroughputExceededException);
-  });
-
-  it('a release whose condition fails is a no-op', async () => {
-    const vms = new DynamoVmDirectory(doc, 'control');
-    mock.on(UpdateCommand).rejects(ccf());
-    await expect(vms.releaseDevice(1, 'vdb', 3)).resolves.toBeUndefined();
-  });
-
   it('recordState refuses a time that is not a time, before any request', async () => {
     const vms = new DynamoVmDirectory(doc, 'control');
     await expect(vms.recordState({ vmId: 1, userId: 5, domain: 'vm-1-5', hostId: 'i-1', state: 'running', time: 'yesterday' })).rejects.toThrow(RangeError);
     expect(mock.calls()).toHaveLength(0);
   });
-});
 
-describe('quota ledger errors', () => {
-  it('a reserve that lost a race with a release tries again', async () => {
-    const quota = new DynamoQuotaLedger(doc, 'control');
-    mock.on(UpdateCommand).rejectsOnce(ccf()).resolves({});
-    mock.on(GetCommand).resolves({ Item: { pk: 'quota#5', usedMb: 100 } });
-    expect(await quota.reserve(5, 1, 100, 1000)).toEqual({ ok: true });
-  });
-
-  it('a size above the limit is refused without a write', async () => {
-    const quota = new DynamoQuotaLedger(doc, 'control');
-    mock.on(GetCommand).resolves({});
-    expect(await quota.reserve(5, 1, 2000, 1000)).toEqual({ ok: false, usedMb: 0 });
-    expect(mock.commandCalls(UpdateCommand)).toHaveLength(0);
+  it('a state write whose condition fails is not applied; other errors are passed on', async () => {
+    const vms = new DynamoVmDirectory(doc, 'control');
+    mock.on(UpdateCommand).rejectsOnce(ccf()).rejectsOnce(throttled());
+    mock.on(GetCommand).resolves({ Item: { pk: 'vm#1', vmId: 1, userId: 5, state: 'running' } });
+    const change = { vmId: 1, userId: 5, domain: 'vm-1-5', hostId: 'i-1', state: 'running' as const, time: '2026-01-01T00:00:00Z' };
+    expect(await vms.recordState(change)).toMatchObject({ applied: false, record: { state: 'running' } });
+    await expect(vms.recordState(change)).rejects.toBeInstanceOf(ProvisionedThroughputExceededException);
   });
 });
 
