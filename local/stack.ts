@@ -198,9 +198,12 @@ export const startLocalStack = async (options: LocalStackOptions = {}): Promise<
       results.push({ EventId: eventId });
       // The rule of the CDK stack: source cc1.hypervisor, detail-type VM State Change.
       if (entry.Source !== VM_EVENT_SOURCE || entry.DetailType !== VM_EVENT_DETAIL_TYPE) continue;
-      const d = detail as { hostId?: unknown; domain?: unknown; state?: unknown };
+      const d = detail as { hostId?: unknown; domain?: unknown; state?: unknown; reason?: unknown };
       // With the simulated hypervisor, the event is the host's reality: the domain runs or not.
-      if (hypervisor.kind === 'simulated' && typeof d.domain === 'string' && /^vm-\d+-\d+$/.test(d.domain) && (d.state === 'running' || d.state === 'stopped')) {
+      // Every simulated host is this one machine: a migration's stop on the old host leaves the
+      // domain running (on the new one).
+      const migratedAway = d.state === 'stopped' && d.reason === 'migrated';
+      if (hypervisor.kind === 'simulated' && !migratedAway && typeof d.domain === 'string' && /^vm-\d+-\d+$/.test(d.domain) && (d.state === 'running' || d.state === 'stopped')) {
         await setDomainRunning(simulatedStateFile, d.domain, d.state === 'running');
       }
       // Plain JSON clients send ISO text; the SDK sends epoch seconds (AWS JSON protocol).
