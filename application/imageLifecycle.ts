@@ -5,7 +5,7 @@
  */
 import type { DiskController, Filesystem } from '../domain/catalog';
 import { fail } from '../domain/errors';
-import { initialState, type Actor } from '../domain/storageImage';
+import { checkNewImage, initialState, type Actor } from '../domain/storageImage';
 import { handleCommand } from './commandHandling';
 import { requireFilesystem } from './filesystemSupport';
 import { contextOf, viewOf, type ServiceDeps } from './service';
@@ -23,7 +23,9 @@ export interface CreateInput {
 export const createImage = async (deps: ServiceDeps, input: CreateInput, actor: Actor & { userId: number }): Promise<ImageView> => {
   const ctx = contextOf(deps, actor);
   const limitMb = deps.config.defaultQuotaMb;
-  // A disk no storage host can make is refused now, naming the missing tool, not accepted to fail later.
+  // Bad input is a 400 whatever the hosts can do; then a disk no storage host can make is
+  // refused now, naming the missing tool, not accepted to fail later.
+  checkNewImage(input);
   await requireFilesystem(deps.storage, input.filesystem);
   const imageId = await deps.ids.nextImageId();
   try {
