@@ -106,6 +106,9 @@ export const ROUTE_HANDLERS: Record<RestRouteKey, Route['run']> = {
   },
   'GET /admin/storage-images/{id}': async (r) => ok(await images.getImage(r.deps, imageId(r), requireAdmin(r.caller))),
   'DELETE /admin/storage-images/{id}': async (r) => ok(await images.revokeImage(r.deps, imageId(r), requireAdmin(r.caller))),
+  // Any image's trail, a revoked one's too (checkReadAccess lets an admin read those).
+  'GET /admin/storage-images/{id}/history': async (r) =>
+    ok(historyOf(await images.getHistory(r.deps, imageId(r), requireAdmin(r.caller), parsePage(r.query)))),
   'POST /admin/storage-images/{id}/detach': async (r) => {
     const actor = requireAdmin(r.caller);
     return ok(await images.detachImage(r.deps, imageId(r), parseBody(detachBody, r.body).vmId, actor));
