@@ -73,3 +73,84 @@ describe('GET /admin/storage-images/{id}/history', () => {
     expect((await stack.rest('GET', '/admin/storage-images/999999999/history', { token: admin })).status).toBe(404);
   });
 });
+
+describe('list filters: ?state= and ?vmId=', () => {
+  const LISTER = 1303; // images of their own: the other tests' do not show up
+  let lister: string;
+  const VM = 13011;
+  const OTHER_VM = 13021;
+  let okIds: number[];
+  let attachedIds: number[];
+  let revokedIds: number[];
+  let othersId: number;
+
+  const ids = (items: any[]) => items.map((i) => i.id as number).sort((a, b) => a - b);
+  const sorted = (list: number[]) => [...list].sort((a, b) => a - b);
+  /** Filtered lists read an index (eventually consistent): read every page until it holds what is expected. */
+  const eventually = (token: string, path: string, limit: number, expected: number[], only: (id: number) => boolean = () => true) =>
+    waitFor(
+      () => allPages(token, path, limit),
+      (r) => JSON.stringify(ids(r.items).filter(only)) === JSON.stringify(sorted(expected)),
+      10_000,
+    );
+
+  beforeAll(async () => {
+    lister = await stack.token(LISTER);
+    await stack.putVmEvent({ vmId: VM, userId: LISTER, state: 'running' });
+    await stack.putVmEvent({ vmId: OTHER_VM, userId: OTHER, state: 'running' });
+    const made = [];
+    for (let i = 0; i < 8; i++) made.push(await create(lister, `filtered ${i}`));
+    for (const m of made) await ready(lister, m.id);
+    attachedIds = made.slice(0, 3).map((m) => m.id);
+    for (const id of attachedIds) expect((await stack.rest('POST', `/storage-images/${id}/attach`, { token: lister, body: { vmId: VM } })).status).toBe(200);
+    revokedIds = made.slice(3, 5).map((m) => m.id);
+    for (const id of revokedIds) expect((await stack.rest('DELETE', `/storage-images/${id}`, { token: lister })).status).toBe(200);
+    okIds = made.filter((m) => !revokedIds.includes(m.id)).map((m) => m.id);
+    othersId = (await create(other, 'someone else')).id;
+    await ready(other, othersId);
+    expect((await stack.rest('POST', `/storage-images/${othersId}/attach`, { token: other, body: { vmId: OTHER_VM } })).status).toBe(200);
+  });
+
+  test('a user\'s ?state=ok lists exactly their ok images, across pages', async () => {
+    const { items, pages } = await eventually(lister, '/storage-images?state=ok', 2, okIds);
+    expect(pages).toBeGreaterThanOrEqual(3);
+    expect(items.every((i) => i.state === 'ok' && i.userId === LISTER)).toBe(true);
+  });
+
+  test('a user\'s ?vmId= lists the images on that VM, across pages; another user\'s VM lists none of theirs', async () => {
+    const { items, pages } = await eventually(lister, `/storage-images?vmId=${VM}`, 1, attachedIds);
+    expect(pages).toBeGreaterThanOrEqual(3);
+    expect(items.every((i) => i.vmId === VM && i.diskDev)).toBe(true);
+    // The other user's VM holds their image: the lister sees nothing of it.
+    await eventually(other, `/storage-images?vmId=${OTHER_VM}`, 10, [othersId]);
+    expect((await allPages(lister, `/storage-images?vmId=${OTHER_VM}`, 10)).items).toEqual([]);
+    // Both filters at once.
+    await eventually(lister, `/storage-images?vmId=${VM}&state=ok`, 2, attachedIds);
+    expect((await allPages(lister, `/storage-images?vmId=${VM}&state=adding`, 2)).items).toEqual([]);
+  });
+
+  test('revoked images stay out of a user\'s lists, even asked by state; an admin finds them by state', async () => {
+    expect((await allPages(lister, '/storage-images?state=locked', 5)).items).toEqual([]);
+    await eventually(admin, `/admin/storage-images?userId=${LISTER}&state=locked`, 1, revokedIds);
+    const mine = (id: number) => id >= Math.min(...okIds, ...revokedIds, othersId);
+    // Everyone's ok images (other tests' too): ours and the other user's are there, across pages.
+    await eventually(admin, '/admin/storage-images?state=ok', 3, [...okIds, othersId], mine);
+    await eventually(admin, `/admin/storage-images?vmId=${VM}`, 2, attachedIds);
+    await eventually(admin, `/admin/storage-images?vmId=${OTHER_VM}&userId=${OTHER}`, 2, [othersId]);
+  });
+
+  test('a bad filter or a token of another list is a 400 validation', async () => {
+    for (const path of ['/storage-images?state=gone', '/storage-images?vmId=x', '/storage-images?vmId=0', '/admin/storage-images?state=OK']) {
+      const reply = await stack.rest('GET', path, { token: path.startsWith('/admin') ? admin : lister });
+      expect({ path, status: reply.status, code: reply.body.error?.code }).toEqual({ path, status: 400, code: 'validation' });
+    }
+    const first = await stack.rest('GET', '/storage-images?state=ok&limit=1', { token: lister });
+    expect(first.body.nextToken).toBeDefined();
+    for (const path of [`/storage-images?state=failed&nextToken=${first.body.nextToken}`, `/storage-images?nextToken=${first.body.nextToken}`, `/storage-images?vmId=${VM}&nextToken=${first.body.nextToken}`]) {
+      const reply = await stack.rest('GET', path, { token: lister });
+      expect({ path, status: reply.status, code: reply.body.error?.code }).toEqual({ path, status: 400, code: 'validation' });
+    }
+    // Another user cannot page on with it either.
+    expect((await stack.rest('GET', `/storage-images?state=ok&nextToken=${first.body.nextToken}`, { token: other })).status).toBe(400);
+  });
+});
