@@ -154,3 +154,45 @@ describe('list filters: ?state= and ?vmId=', () => {
     expect((await stack.rest('GET', `/storage-images?state=ok&nextToken=${first.body.nextToken}`, { token: other })).status).toBe(400);
   });
 });
+
+describe('change notifications (GET /_local/published-events)', () => {
+  const WATCHER = 1304;
+  const VM = 13041;
+  const published = async () => (await stack.call('GET', '/_local/published-events')).body.items as any[];
+  const changesOf = (items: any[], imageId: number) => items.filter((e) => e.detail.imageId === imageId);
+
+  test('a portal that subscribes sees adding -> ok without polling the image, with the right detail', async () => {
+    const token = await stack.token(WATCHER);
+    const image = await create(token, 'watched');
+    // Only the notifications are read from here on: never the image.
+    const items = await waitFor(published, (all) => changesOf(all, image.id).some((e) => e.detail.state === 'ok'), 15_000);
+    const changes = changesOf(items, image.id);
+    for (const e of changes) expect({ source: e.source, detailType: e.detailType }).toEqual({ source: 'cc1.storage', detailType: 'Storage Image Change' });
+    expect(changes.map((e) => e.detail)).toEqual([
+      { imageId: image.id, userId: WATCHER, state: 'adding', vmId: null, diskDev: null, version: 1, cause: { kind: 'user', userId: WATCHER } },
+      { imageId: image.id, userId: WATCHER, state: 'ok', vmId: null, diskDev: null, version: 2, cause: { kind: 'system', reason: expect.any(String) } },
+    ]);
+  });
+
+  test('attach and detach are published; an edit (no change of state or attachment) is not', async () => {
+    const token = await stack.token(WATCHER);
+    await stack.putVmEvent({ vmId: VM, userId: WATCHER, state: 'running' });
+    const image = await create(token, 'plugged');
+    await ready(token, image.id);
+    expect((await stack.rest('PATCH', `/storage-images/${image.id}`, { token, body: { name: 'renamed' } })).status).toBe(200);
+    expect((await stack.rest('POST', `/storage-images/${image.id}/attach`, { token, body: { vmId: VM } })).status).toBe(200);
+    expect((await stack.rest('POST', `/storage-images/${image.id}/detach`, { token, body: {} })).status).toBe(200);
+    expect((await stack.rest('DELETE', `/storage-images/${image.id}`, { token })).status).toBe(200);
+    const items = await waitFor(published, (all) => changesOf(all, image.id).some((e) => e.detail.state === 'locked'), 15_000);
+    const details = changesOf(items, image.id).map((e) => e.detail);
+    expect(details.map(({ state, vmId, diskDev }) => ({ state, vmId, diskDev }))).toEqual([
+      { state: 'adding', vmId: null, diskDev: null },
+      { state: 'ok', vmId: null, diskDev: null },
+      { state: 'ok', vmId: VM, diskDev: 'vdb' },
+      { state: 'ok', vmId: null, diskDev: null },
+      { state: 'locked', vmId: null, diskDev: null },
+    ]);
+    // Versions 3 (Edited) and 4 (AttachRequested) changed nothing a portal sees: not published.
+    expect(details.map((d) => d.version)).toEqual([1, 2, 5, 6, 7]);
+  });
+});
