@@ -9,9 +9,8 @@ import { EventBridgeChangePublisher } from '../../adapters/eventbridge/changePub
 import { serviceLogger } from '../shared/container';
 import { lazy } from '../shared/lazy';
 import { observedHandler } from '../shared/observability';
+import { CHANGE_EVENT_BUS_ENV } from './busName';
 import { changeNotificationsSink } from './sink';
-
-export const CHANGE_EVENT_BUS_ENV = 'CHANGE_EVENT_BUS_NAME';
 
 const logger = serviceLogger();
 const publisher = lazy(() => {
