@@ -4,6 +4,7 @@
  * notifications (`GET /_local/published-events`). Every REST reply is checked against
  * docs/openapi.yaml by `stack.rest`.
  */
+import { checkComponentSchema } from '../support/e2eOpenapi';
 import { startE2eStack, waitFor, type E2eStack } from '../support/e2eStack';
 
 jest.setTimeout(90_000);
@@ -167,7 +168,11 @@ describe('change notifications (GET /_local/published-events)', () => {
     // Only the notifications are read from here on: never the image.
     const items = await waitFor(published, (all) => changesOf(all, image.id).some((e) => e.detail.state === 'ok'), 15_000);
     const changes = changesOf(items, image.id);
-    for (const e of changes) expect({ source: e.source, detailType: e.detailType }).toEqual({ source: 'cc1.storage', detailType: 'Storage Image Change' });
+    for (const e of changes) {
+      expect({ source: e.source, detailType: e.detailType }).toEqual({ source: 'cc1.storage', detailType: 'Storage Image Change' });
+      // As documented: the event a subscriber's target receives.
+      checkComponentSchema('StorageImageChangeEvent', { source: e.source, 'detail-type': e.detailType, time: e.time, detail: e.detail });
+    }
     expect(changes.map((e) => e.detail)).toEqual([
       { imageId: image.id, userId: WATCHER, state: 'adding', vmId: null, diskDev: null, version: 1, cause: { kind: 'user', userId: WATCHER } },
       { imageId: image.id, userId: WATCHER, state: 'ok', vmId: null, diskDev: null, version: 2, cause: { kind: 'system', reason: expect.any(String) } },
