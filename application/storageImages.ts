@@ -4,6 +4,6 @@ export { detachImage } from './detach';
 export { onStoredEventForDiskFiles } from './diskFiles';
 export { attachImage, imageIdOfSource } from './hotAttach';
 export { createImage, editImage, revokeImage, type CreateInput } from './imageLifecycle';
-export { getHistory, getImage, listImages } from './reads';
+export { getHistory, getImage, listAllImages, listImages } from './reads';
 export { type Metrics, type ServiceConfig, type ServiceDeps } from './service';
 export { onVmStateChange } from './vmStops';

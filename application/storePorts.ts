@@ -189,10 +189,26 @@ export interface Page<T> {
   nextToken?: string;
 }
 
+/** What a list may be narrowed to (SPEC 4.7): one state, one VM, or both. */
+export interface ListFilter {
+  state?: string; // a CC1 state name
+  vmId?: number;
+}
+
+export interface ListOptions extends ListFilter {
+  limit: number;
+  nextToken?: string;
+  includeRevoked?: boolean;
+}
+
 export interface ImageReadModel {
   /** Writes the view of `event.stateAfter` unless the stored version is the same or newer. */
   apply(event: StoredEvent): Promise<'applied' | 'stale'>;
-  listByOwner(userId: number, options: { limit: number; nextToken?: string; includeRevoked?: boolean }): Promise<Page<ImageView>>;
-  listAll(options: { limit: number; nextToken?: string; includeRevoked?: boolean }): Promise<Page<ImageView>>;
+  /**
+   * One user's images. Unfiltered: a consistent read (read-your-writes). Filtered: an
+   * index of the read model, eventually consistent (docs/api.md).
+   */
+  listByOwner(userId: number, options: ListOptions): Promise<Page<ImageView>>;
+  listAll(options: ListOptions): Promise<Page<ImageView>>;
   listByVm(vmId: number): Promise<ImageView[]>;
 }

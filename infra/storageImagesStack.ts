@@ -14,6 +14,8 @@ import { DynamoEventSource, SqsDlq } from 'aws-cdk-lib/aws-lambda-event-sources'
 import * as logs from 'aws-cdk-lib/aws-logs';
 import type { Construct } from 'constructs';
 import { CONTROL_TABLE, EVENTS_TABLE, imagesTable } from '../adapters/dynamodb/tables';
+import { STATE_OR_ATTACHMENT_CHANGES } from '../application/changeNotifications';
+import { CHANGE_EVENT_BUS_ENV } from '../functions/changeNotifications/busName';
 import { DOCUMENTS, type DocumentKey } from '../adapters/ssm/documents';
 import { ENV } from '../functions/shared/config';
 import { readDeployConfig, vmEventsArchiveName, vmStateChangeRuleName, type DeployConfig } from './config';
@@ -64,6 +66,7 @@ const STORAGE_DOCUMENTS: DocumentKey[] = ['storageFreeSpace', 'createDiskFile', 
  *   portal --JWT--> HTTP API --> restApi / cc1Api --append--> events table
  *   events table --stream--> projector --> images read model
  *   events table --stream (Created/Revoked)--> diskFiles --SSM--> storage host
+ *   events table --stream (state/attachment changes)--> changeNotifications --> bus "Storage Image Change"
  *   restApi / cc1Api --SSM Run Command--> hypervisor hosts (virsh)
  *   hypervisor hosts --EventBridge "VM State Change"--> vmEvents --> auto-detach
  *   every 5 minutes --> reconciler (records vs. hosts); daily --> reconciler (quota ledgers)
@@ -134,6 +137,7 @@ export class StorageImagesStack extends Stack {
     const vmEvents = fn('vmEvents', 'CC1 storage images: VM State Change events, auto-detach', Duration.seconds(60), 256);
     const projector = fn('projector', 'CC1 storage images: events stream to read models', Duration.seconds(60), 256);
     const diskFiles = fn('diskFiles', 'CC1 storage images: make and remove disk files on the storage host', Duration.minutes(15), 256);
+    const changeNotifications = fn('changeNotifications', 'CC1 storage images: Storage Image Change notifications onto the bus', Duration.seconds(30), 256);
     // Reserved concurrency 1: a run that outlasts the five-minute schedule is never overlapped by the next one.
     const reconciler = fn('reconciler', 'CC1 storage images: repair records against the hosts', Duration.minutes(5), 512, 1);
 
@@ -193,6 +197,28 @@ export class StorageImagesStack extends Stack {
     );
 
     acknowledgeListStreams(diskFiles);
+
+    // Change notifications (SPEC 4.7): only the event types that change an image's state or attachment.
+    const changeNotificationsDlq = new DeadLetterQueue(this, 'ChangeNotificationsDlq', { purpose: 'change notifications that could not be published' });
+    changeNotifications.fn.addEventSource(
+      new DynamoEventSource(eventsTable, {
+        startingPosition: lambda.StartingPosition.TRIM_HORIZON,
+        batchSize: 100,
+        maxBatchingWindow: Duration.seconds(1),
+        reportBatchItemFailures: true,
+        bisectBatchOnError: true,
+        retryAttempts: 10,
+        maxRecordAge: Duration.hours(24),
+        onFailure: new SqsDlq(changeNotificationsDlq.queue),
+        filters: [
+          lambda.FilterCriteria.filter({
+            eventName: lambda.FilterRule.isEqual('INSERT'),
+            dynamodb: { NewImage: { type: { S: lambda.FilterRule.or(...STATE_OR_ATTACHMENT_CHANGES) } } },
+          }),
+        ],
+      }),
+    );
+    acknowledgeListStreams(changeNotifications);
 
     // ---- 6. HTTP API behind a JWT authorizer (no route without it) ----
     const authorizer = this.jwtAuthorizer(config);
@@ -265,6 +291,9 @@ export class StorageImagesStack extends Stack {
     });
     // EventBridge invokes asynchronously: a handler error is retried by Lambda, then dead-lettered.
     vmEvents.fn.configureAsyncInvoke({ retryAttempts: 2, maxEventAge: Duration.hours(6), onFailure: new SqsDestination(vmEventsDlq.queue) });
+    // Storage Image Change notifications go onto the same bus: events:PutEvents on it, nothing else.
+    changeNotifications.fn.addEnvironment(CHANGE_EVENT_BUS_ENV, bus.eventBusName);
+    bus.grantPutEventsTo(changeNotifications.fn);
 
     // ---- 8. The reconciler: records vs. hosts every five minutes (the quota ledger needs none: it is transactional) ----
     new events.Rule(this, 'ReconcileSchedule', {
@@ -279,13 +308,13 @@ export class StorageImagesStack extends Stack {
 
     // ---- 10. Alarms -> SNS, and the dashboard (docs/deploy.md says what each means) ----
     const alarms = new Alarms(this, 'Alarms', { email: config.alarmEmail });
-    const functions = [restApi, cc1Api, vmEvents, projector, diskFiles, reconciler];
+    const functions = [restApi, cc1Api, vmEvents, projector, diskFiles, changeNotifications, reconciler];
     for (const f of functions) {
       alarms.functionErrors(f.fn);
       alarms.throttles(f.fn);
       alarms.durationNearTimeout(f.fn, f.timeout);
     }
-    for (const q of [projectorDlq, diskFilesDlq, vmEventsDlq]) alarms.queueNotEmpty(q.queue);
+    for (const q of [projectorDlq, diskFilesDlq, changeNotificationsDlq, vmEventsDlq]) alarms.queueNotEmpty(q.queue);
     alarms.streamLag('ProjectionLag', projector.fn, Duration.seconds(config.projectionLagAlarmSeconds), 'The read models are');
     alarms.streamLag('DiskFilesLag', diskFiles.fn, Duration.seconds(config.diskFilesLagAlarmSeconds), 'Disk file work (make, remove) is');
     alarms.api5xx(stage);

@@ -12,7 +12,7 @@ import { DISK_CONTROLLERS } from '../../domain/catalog';
 import { DomainError } from '../../domain/errors';
 import { DESCRIPTION_MAX } from '../../domain/storageImage';
 import { requireAdmin, userActorOf, type Caller } from '../shared/identity';
-import { controllerName, filesystemName, id, parseBody, parseBoolean, parseId, parsePage } from '../shared/input';
+import { controllerName, filesystemName, id, parseBody, parseBoolean, parseId, parseListFilter, parsePage } from '../shared/input';
 import { REST_ROUTES, routeKeyOf, type RestRouteKey, type RouteDef } from '../shared/routeTable';
 
 export interface RouteRequest {
@@ -85,7 +85,7 @@ export const ROUTE_HANDLERS: Record<RestRouteKey, Route['run']> = {
     );
     return { status: 201, body: view };
   },
-  'GET /storage-images': async ({ caller, query, deps }) => ok(await images.listImages(deps, caller.userId, parsePage(query))),
+  'GET /storage-images': async ({ caller, query, deps }) => ok(await images.listImages(deps, caller.userId, parsePage(query), parseListFilter(query))),
   'GET /storage-images/{id}': async (r) => ok(await images.getImage(r.deps, imageId(r), userActorOf(r.caller))),
   'GET /storage-images/{id}/history': async (r) => ok(historyOf(await images.getHistory(r.deps, imageId(r), userActorOf(r.caller), parsePage(r.query)))),
   'PATCH /storage-images/{id}': async (r) => ok(await images.editImage(r.deps, imageId(r), parseBody(editBody, r.body), userActorOf(r.caller))),
@@ -96,16 +96,15 @@ export const ROUTE_HANDLERS: Record<RestRouteKey, Route['run']> = {
   'GET /filesystems': async ({ deps }) => ok({ items: await filesystemAvailability(deps.storage) }),
   'GET /admin/storage-images': async ({ caller, query, deps }) => {
     requireAdmin(caller);
-    const page = parsePage(query);
     const includeRevoked = parseBoolean(query.includeRevoked, 'includeRevoked');
-    const result =
-      query.userId !== undefined
-        ? await deps.readModel.listByOwner(parseId(query.userId, 'userId'), { ...page, includeRevoked })
-        : await deps.readModel.listAll({ ...page, includeRevoked });
-    return ok(result);
+    const userId = query.userId !== undefined ? parseId(query.userId, 'userId') : undefined;
+    return ok(await images.listAllImages(deps, parsePage(query), { ...parseListFilter(query), includeRevoked, ...(userId !== undefined ? { userId } : {}) }));
   },
   'GET /admin/storage-images/{id}': async (r) => ok(await images.getImage(r.deps, imageId(r), requireAdmin(r.caller))),
   'DELETE /admin/storage-images/{id}': async (r) => ok(await images.revokeImage(r.deps, imageId(r), requireAdmin(r.caller))),
+  // Any image's trail, a revoked one's too (checkReadAccess lets an admin read those).
+  'GET /admin/storage-images/{id}/history': async (r) =>
+    ok(historyOf(await images.getHistory(r.deps, imageId(r), requireAdmin(r.caller), parsePage(r.query)))),
   'POST /admin/storage-images/{id}/detach': async (r) => {
     const actor = requireAdmin(r.caller);
     return ok(await images.detachImage(r.deps, imageId(r), parseBody(detachBody, r.body).vmId, actor));

@@ -3,7 +3,7 @@
  * and queries. Every refusal is a 400 `validation` (or the CC1 code that fits).
  */
 import { z } from 'zod';
-import { DISK_CONTROLLERS, FILESYSTEMS } from '../../domain/catalog';
+import { DISK_CONTROLLERS, FILESYSTEMS, IMAGE_STATES, type ImageStateName } from '../../domain/catalog';
 import { DomainError } from '../../domain/errors';
 
 /** CC1 ids and user/VM ids: positive integers that fit a JS number exactly. */
@@ -59,4 +59,15 @@ export const parseBoolean = (value: string | undefined, what: string): boolean =
   if (value === undefined || value === 'false') return false;
   if (value === 'true') return true;
   throw new DomainError('validation', `${what} must be true or false.`);
+};
+
+/** `?state=` (a CC1 state name) and `?vmId=` (an id): what a list may be narrowed to. */
+export const parseListFilter = (query: Record<string, string | undefined> | undefined): { state?: ImageStateName; vmId?: number } => {
+  const names = IMAGE_STATES.map((s) => s.name);
+  const state = query?.state;
+  if (state !== undefined && !names.includes(state as ImageStateName)) {
+    throw new DomainError('validation', `state must be one of ${names.join(', ')}.`);
+  }
+  const vmId = query?.vmId === undefined ? undefined : parseId(query.vmId, 'vmId');
+  return { ...(state !== undefined ? { state: state as ImageStateName } : {}), ...(vmId !== undefined ? { vmId } : {}) };
 };

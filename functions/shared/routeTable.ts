@@ -27,6 +27,7 @@ export const REST_ROUTES = [
   { method: 'GET', path: '/admin/storage-images' },
   { method: 'GET', path: '/admin/storage-images/{id}' },
   { method: 'DELETE', path: '/admin/storage-images/{id}' },
+  { method: 'GET', path: '/admin/storage-images/{id}/history' },
   { method: 'POST', path: '/admin/storage-images/{id}/detach' },
   { method: 'POST', path: '/vms/{vmId}/disks' },
   { method: 'GET', path: '/vms/{vmId}/disks' },

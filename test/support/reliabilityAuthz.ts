@@ -109,6 +109,7 @@ export const MATRIX: MatrixRow[] = [
   { api: 'REST', route: 'GET /filesystems', mutates: false, request: () => ({ method: 'GET', path: '/filesystems' }), expect: anyone('200') },
   { api: 'REST', route: 'GET /admin/storage-images', mutates: false, request: () => ({ method: 'GET', path: '/admin/storage-images' }), expect: adminOnly('200') },
   { api: 'REST', route: 'GET /admin/storage-images/{id}', mutates: false, request: (f) => ({ method: 'GET', path: `/admin/storage-images/${f.imageId}` }), expect: adminOnly('200') },
+  { api: 'REST', route: 'GET /admin/storage-images/{id}/history', mutates: false, request: (f) => ({ method: 'GET', path: `/admin/storage-images/${f.imageId}/history` }), expect: adminOnly('200') },
   { api: 'REST', route: 'DELETE /admin/storage-images/{id}', mutates: true, request: (f) => ({ method: 'DELETE', path: `/admin/storage-images/${f.imageId}` }), expect: adminOnly('200') },
   {
     api: 'REST',

@@ -81,10 +81,10 @@ describe('docs/openapi.yaml', () => {
     }
   });
 
-  test('lists take limit and nextToken; the admin list userId and includeRevoked', () => {
+  test('lists take limit, nextToken and the state and vmId filters; the admin list userId and includeRevoked', () => {
     const queryOf = (path: string) => (doc.paths[path].get.parameters as any[]).map(deref).filter((p) => p.in === 'query').map((p) => p.name).sort();
-    expect(queryOf('/storage-images')).toEqual(['limit', 'nextToken']);
-    expect(queryOf('/admin/storage-images')).toEqual(['includeRevoked', 'limit', 'nextToken', 'userId']);
+    expect(queryOf('/storage-images')).toEqual(['limit', 'nextToken', 'state', 'vmId']);
+    expect(queryOf('/admin/storage-images')).toEqual(['includeRevoked', 'limit', 'nextToken', 'state', 'userId', 'vmId']);
   });
 
   test('every write takes the Idempotency-Key header; reads do not', () => {
