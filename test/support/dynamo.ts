@@ -134,12 +134,14 @@ export const fakeHosts = (): { hypervisor: Hypervisor & { attached: Map<string, 
       detachDisk: async ({ domain, dev }) => void attached.delete(`${domain}/${dev}`),
       listDisks: async ({ domain }) =>
         [...attached].filter(([k]) => k.startsWith(`${domain}/`)).map(([k, source]) => ({ dev: k.slice(domain.length + 1), source })),
+      resizeDisk: async () => undefined,
     },
     storage: {
       storageIds: ['default'],
       freeSpaceMb: async () => 1e9,
       createDiskFile: async () => undefined,
       deleteDiskFile: async () => undefined,
+      resizeDiskFile: async () => undefined,
       pathOf: ({ userId, imageId }) => `/images/${userId}/${imageId}`,
     },
   };
