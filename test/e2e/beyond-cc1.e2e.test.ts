@@ -8,11 +8,11 @@
  * and the disk-file reaction records DiskFailed (root ignores file modes; this does not
  * depend on them).
  */
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { SIMULATED_STATE_ENV, SIMULATED_VIRSH } from '../../local/simulatedVirsh/simulatedHosts';
-import { startE2eStack, waitFor, type E2eStack } from '../support/e2eStack';
+import { REPO_ROOT, startE2eStack, waitFor, type E2eStack } from '../support/e2eStack';
 
 jest.setTimeout(90_000);
 
@@ -224,3 +224,36 @@ describe('resize', () => {
     expect(existsSync(fileOf(jo, failed.body.id))).toBe(false);
   });
 });
+
+describe('npm run ops -- repair / quota (against the running local stack)', () => {
+  const ops = (...args: string[]) =>
+    new Promise<{ code: number; out: string; err: string }>((resolve) => {
+      execFile(join(REPO_ROOT, 'node_modules', '.bin', 'tsx'), ['ops/cli.ts', ...args], { cwd: REPO_ROOT, env: { ...process.env, CC1_DATA_DIR: stack.dataDir } }, (error, out, err) =>
+        resolve({ code: error ? Number((error as { code?: number }).code ?? 1) : 0, out, err }),
+      );
+    });
+
+  test('quota set/get, retry and force-revoke of a failed image, as the system with reason forced', async () => {
+    const kim = 331;
+    const kimT = await stack.token(kim);
+    expect((await ops('quota', 'set', String(kim), '20')).code).toBe(0);
+    expect(JSON.parse((await ops('quota', 'get', String(kim))).out)).toEqual({ userId: kim, limitMb: 20, usedMb: 0, ownLimit: true });
+    expect((await create(kimT, { sizeMb: 30 })).status).toBe(409);
+
+    blockStorageOf(kim);
+    const made = await create(kimT, { sizeMb: 15 });
+    expect((await settled(kimT, made.body.id)).state).toBe('failed');
+    const refused = await ops('repair', 'force-detach', String(made.body.id));
+    expect(refused.code).toBe(1);
+    expect(refused.err).toContain('storage_image_detach');
+    const revoked = await ops('repair', 'force-revoke', String(made.body.id));
+    expect(revoked.code).toBe(0);
+    expect(JSON.parse(revoked.out).state).toBe('locked');
+    expect((await stack.rest('GET', '/quota', { token: kimT })).body).toEqual({ limitMb: 20, usedMb: 0 });
+    const history = await stack.rest('GET', `/admin/storage-images/${made.body.id}`, { token: admin });
+    expect(history.body.state).toBe('locked');
+    unblockStorageOf(kim);
+    expect((await ops('repair', 'explode', '1')).code).toBe(2);
+  });
+});
+
