@@ -5,5 +5,8 @@ export { onStoredEventForDiskFiles } from './diskFiles';
 export { attachImage, imageIdOfSource } from './hotAttach';
 export { createImage, editImage, revokeImage, type CreateInput } from './imageLifecycle';
 export { getHistory, getImage, listAllImages, listImages } from './reads';
+export { quotaOf, setQuota } from './quotas';
+export { forceDetachImage, forceRevokeImage, retryDiskFile } from './repair';
+export { resizeImage } from './resize';
 export { type Metrics, type ServiceConfig, type ServiceDeps } from './service';
 export { onVmStateChange } from './vmStops';

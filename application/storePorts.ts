@@ -44,6 +44,8 @@ export class QuotaExceededError extends Error {
     readonly userId: number,
     readonly usedMb: number,
     readonly limitMb: number,
+    /** The user's own limit, as the refused write found it (absent: none is set). */
+    readonly ownLimitMb?: number,
   ) {
     super(`user ${userId} uses ${usedMb} MB of ${limitMb} MB`);
     this.name = 'QuotaExceededError';
@@ -72,7 +74,22 @@ export interface StepEffects {
   /** Devices freed: only if that attach holds them. */
   releases?: { vmId: number; dev: string; attachId: string }[];
   /** An image's size counted against its owner's quota (refused over the limit), or no longer. */
-  quota?: { reserve?: { userId: number; imageId: number; sizeMb: number; limitMb: number }; release?: { userId: number; imageId: number; sizeMb: number } };
+  quota?: {
+    reserve?: { userId: number; imageId: number; sizeMb: number } & QuotaLimit;
+    /** An image counted at `fromMb` now counts `toMb` (larger): the difference must fit. */
+    grow?: { userId: number; imageId: number; fromMb: number; toMb: number } & QuotaLimit;
+    release?: { userId: number; imageId: number; sizeMb: number };
+  };
+}
+
+/**
+ * The limit a quota write is checked against: the deployment's default for a user
+ * without an own limit (`ownLimit` absent: the write also requires that none is set), or
+ * the user's own limit as last read (`ownLimit`: the write requires it unchanged).
+ */
+export interface QuotaLimit {
+  limitMb: number;
+  ownLimit?: boolean;
 }
 
 export interface EventStore {
@@ -154,6 +171,10 @@ export interface VmDirectory {
 
 export interface QuotaLedger {
   usedMb(userId: number): Promise<number>;
+  /** The user's use and own limit (absent: the default holds), read consistently. */
+  entry(userId: number): Promise<{ usedMb: number; limitMb?: number }>;
+  /** Sets the user's own limit, or removes it (null). */
+  setLimit(userId: number, limitMb: number | null, audit: { by: string; at: string }): Promise<void>;
 }
 
 // ---------------------------------------------------------------------------

@@ -41,7 +41,7 @@ export interface StorageImagesStackProps extends StackProps {
 type DeployedSetting = Exclude<keyof typeof ENV, 'ssmEndpoint' | 'dynamodbEndpoint'>;
 
 /** The event types that make or remove a disk file (the diskFiles function's stream filter). */
-export const DISK_FILE_EVENT_TYPES = ['StorageImageCreated', 'StorageImageRevoked'] as const;
+export const DISK_FILE_EVENT_TYPES = ['StorageImageCreated', 'StorageImageDiskRetried', 'StorageImageRevoked'] as const;
 
 /** The DynamoDB event source adds dynamodb:ListStreams on "*" to the consumer's role. */
 const acknowledgeListStreams = (f: Cc1Function): void =>
@@ -58,6 +58,8 @@ const acknowledgeListStreams = (f: Cc1Function): void =>
  * for diskFiles, all for the reconciler.
  */
 const API_DOCUMENTS: DocumentKey[] = ['attachDisk', 'detachDisk', 'listDisks', 'storageTools'];
+/** The REST API also grows disks (POST /storage-images/{id}/resize): live, or the file. */
+const REST_DOCUMENTS: DocumentKey[] = [...API_DOCUMENTS, 'blockResize', 'resizeDiskFile'];
 const STORAGE_DOCUMENTS: DocumentKey[] = ['storageFreeSpace', 'createDiskFile', 'deleteDiskFile'];
 
 /**
@@ -154,7 +156,7 @@ export class StorageImagesStack extends Stack {
     // The projector: history reads to fill a version gap, which images generation is in use.
     data.grant(projector, { events: 'read', control: 'read', images: 'readWrite' });
 
-    grantHostCommands(restApi.role, documents, API_DOCUMENTS, hostTag);
+    grantHostCommands(restApi.role, documents, REST_DOCUMENTS, hostTag);
     grantHostCommands(cc1Api.role, documents, API_DOCUMENTS, hostTag);
     grantHostCommands(diskFiles.role, documents, STORAGE_DOCUMENTS, hostTag);
     grantHostCommands(reconciler.role, documents, allDocuments, hostTag);
@@ -236,7 +238,7 @@ export class StorageImagesStack extends Stack {
         ? {
             corsPreflight: {
               allowOrigins: config.corsAllowOrigins,
-              allowMethods: [apigwv2.CorsHttpMethod.GET, apigwv2.CorsHttpMethod.POST, apigwv2.CorsHttpMethod.PATCH, apigwv2.CorsHttpMethod.DELETE],
+              allowMethods: [apigwv2.CorsHttpMethod.GET, apigwv2.CorsHttpMethod.POST, apigwv2.CorsHttpMethod.PUT, apigwv2.CorsHttpMethod.PATCH, apigwv2.CorsHttpMethod.DELETE],
               allowHeaders: ['authorization', 'content-type', 'idempotency-key'],
               maxAge: Duration.hours(1),
             },

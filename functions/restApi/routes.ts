@@ -10,7 +10,8 @@ import type { ServiceDeps } from '../../application/storageImages';
 import type { StoredEvent } from '../../application/storePorts';
 import { DISK_CONTROLLERS } from '../../domain/catalog';
 import { DomainError } from '../../domain/errors';
-import { DESCRIPTION_MAX } from '../../domain/storageImage';
+import { DESCRIPTION_MAX, SIZE_MAX_MB } from '../../domain/storageImage';
+import { QUOTA_MAX_MB } from '../../application/quotas';
 import { requireAdmin, userActorOf, type Caller } from '../shared/identity';
 import { controllerName, filesystemName, id, parseBody, parseBoolean, parseId, parseListFilter, parsePage } from '../shared/input';
 import { REST_ROUTES, routeKeyOf, type RestRouteKey, type RouteDef } from '../shared/routeTable';
@@ -50,6 +51,8 @@ const editBody = z
   .strict();
 const attachBody = z.object({ vmId: id }).strict();
 const detachBody = z.object({ vmId: id.optional() }).strict();
+const resizeBody = z.object({ sizeMb: z.number().int().min(1).max(SIZE_MAX_MB) }).strict();
+const quotaBody = z.object({ limitMb: z.number().int().min(0).max(QUOTA_MAX_MB).nullable() }).strict();
 const bootDisksBody = z
   .object({
     userId: id,
@@ -62,6 +65,7 @@ const bootDisksBody = z
   .strict();
 
 const imageId = (request: RouteRequest): number => parseId(request.params.id, 'id');
+const userIdParam = (request: RouteRequest): number => parseId(request.params.userId, 'userId');
 
 const historyOf = (page: { items: StoredEvent[]; nextToken?: string }) => ({
   items: page.items.map((e) => ({ type: e.type, version: e.version, time: e.time, cause: e.cause, data: e.data })),
@@ -101,13 +105,34 @@ export const ROUTE_HANDLERS: Record<RestRouteKey, Route['run']> = {
     return ok(await images.listAllImages(deps, parsePage(query), { ...parseListFilter(query), includeRevoked, ...(userId !== undefined ? { userId } : {}) }));
   },
   'GET /admin/storage-images/{id}': async (r) => ok(await images.getImage(r.deps, imageId(r), requireAdmin(r.caller))),
-  'DELETE /admin/storage-images/{id}': async (r) => ok(await images.revokeImage(r.deps, imageId(r), requireAdmin(r.caller))),
+  'DELETE /admin/storage-images/{id}': async (r) => {
+    const actor = requireAdmin(r.caller);
+    const force = parseBoolean(r.query.force, 'force');
+    return ok(await (force ? images.forceRevokeImage : images.revokeImage)(r.deps, imageId(r), actor));
+  },
   // Any image's trail, a revoked one's too (checkReadAccess lets an admin read those).
   'GET /admin/storage-images/{id}/history': async (r) =>
     ok(historyOf(await images.getHistory(r.deps, imageId(r), requireAdmin(r.caller), parsePage(r.query)))),
   'POST /admin/storage-images/{id}/detach': async (r) => {
     const actor = requireAdmin(r.caller);
-    return ok(await images.detachImage(r.deps, imageId(r), parseBody(detachBody, r.body).vmId, actor));
+    const { vmId } = parseBody(detachBody, r.body);
+    // force: in the records only (the host is dead), audited with reason `forced`.
+    return ok(await (parseBoolean(r.query.force, 'force') ? images.forceDetachImage : images.detachImage)(r.deps, imageId(r), vmId, actor));
+  },
+  'POST /admin/storage-images/{id}/retry': async (r) => ok(await images.retryDiskFile(r.deps, imageId(r), requireAdmin(r.caller))),
+  'POST /storage-images/{id}/resize': async (r) => ok(await images.resizeImage(r.deps, imageId(r), parseBody(resizeBody, r.body).sizeMb, userActorOf(r.caller))),
+  'GET /quota': async ({ caller, deps }) => {
+    const { limitMb, usedMb } = await images.quotaOf(deps, caller.userId);
+    return ok({ limitMb, usedMb });
+  },
+  'GET /admin/users/{userId}/quota': async (r) => {
+    requireAdmin(r.caller);
+    return ok(await images.quotaOf(r.deps, userIdParam(r)));
+  },
+  'PUT /admin/users/{userId}/quota': async (r) => {
+    const actor = requireAdmin(r.caller);
+    const userId = userIdParam(r);
+    return ok(await images.setQuota(r.deps, userId, parseBody(quotaBody, r.body).limitMb, actor));
   },
   'POST /vms/{vmId}/disks': async (r) => {
     const actor = portalOrAdmin(r.caller);

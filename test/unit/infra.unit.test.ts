@@ -289,7 +289,7 @@ describe('the stack with its defaults (a Cognito user pool)', () => {
       });
     });
 
-    it('feeds diskFiles only StorageImageCreated and StorageImageRevoked, with its own dead-letter queue', () => {
+    it('feeds diskFiles only StorageImageCreated, StorageImageDiskRetried and StorageImageRevoked, with its own dead-letter queue', () => {
       const m = mappingOf('diskFiles');
       expect(m.Properties).toMatchObject({
         FunctionResponseTypes: ['ReportBatchItemFailures'],
@@ -300,7 +300,7 @@ describe('the stack with its defaults (a Cognito user pool)', () => {
       const [filter] = m.Properties.FilterCriteria.Filters;
       expect(JSON.parse(filter.Pattern)).toEqual({
         eventName: ['INSERT'],
-        dynamodb: { NewImage: { type: { S: ['StorageImageCreated', 'StorageImageRevoked'] } } },
+        dynamodb: { NewImage: { type: { S: ['StorageImageCreated', 'StorageImageDiskRetried', 'StorageImageRevoked'] } } },
       });
     });
 
@@ -465,7 +465,7 @@ describe('the stack with its defaults (a Cognito user pool)', () => {
           .sort(byJson);
       const byJson = (a: unknown, b: unknown) => JSON.stringify(a).localeCompare(JSON.stringify(b));
       const hypervisor = ['attachDisk', 'detachDisk', 'listDisks', 'storageTools'].map((k) => documentArn(docId(k))).sort(byJson);
-      expect(docsOf('restApi')).toEqual(hypervisor);
+      expect(docsOf('restApi')).toEqual([...hypervisor, ...['blockResize', 'resizeDiskFile'].map((k) => documentArn(docId(k)))].sort(byJson));
       expect(docsOf('cc1Api')).toEqual(hypervisor);
       expect(docsOf('diskFiles')).toEqual(['storageFreeSpace', 'createDiskFile', 'deleteDiskFile'].map((k) => documentArn(docId(k))).sort(byJson));
       expect(docsOf('reconciler')).toHaveLength(Object.keys(DOCUMENTS).length);

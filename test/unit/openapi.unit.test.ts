@@ -153,7 +153,7 @@ describe('docs/openapi.yaml', () => {
       const reached = new Error('deps reached');
       const deps = new Proxy({}, { get: () => { throw reached; } }) as RouteRequest['deps'];
       try {
-        await route.run({ caller: { userId: 42, isAdmin: true, isPortal: true }, params: { id: '1', vmId: '5' }, query: {}, body, deps });
+        await route.run({ caller: { userId: 42, isAdmin: true, isPortal: true }, params: { id: '1', vmId: '5', userId: '7' }, query: {}, body, deps });
         return true;
       } catch (error) {
         if (error === reached) return true;
@@ -171,6 +171,9 @@ describe('docs/openapi.yaml', () => {
       ['POST', '/storage-images/{id}/detach', 'DetachBody', { vmId: 5 }],
       ['POST', '/storage-images/{id}/detach', 'DetachBody', {}],
       ['POST', '/admin/storage-images/{id}/detach', 'DetachBody', {}],
+      ['POST', '/storage-images/{id}/resize', 'ResizeBody', { sizeMb: 20 }],
+      ['PUT', '/admin/users/{userId}/quota', 'QuotaBody', { limitMb: 500 }],
+      ['PUT', '/admin/users/{userId}/quota', 'QuotaBody', { limitMb: null }],
       ['POST', '/vms/{vmId}/disks', 'BootDisksBody', { userId: 42, storageImageIds: [1, 2] }],
     ];
 
