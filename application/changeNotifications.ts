@@ -19,6 +19,7 @@ export const STATE_OR_ATTACHMENT_CHANGES = [
   'StorageImageCreated', // -> adding
   'StorageImageDiskReady', // adding -> ok
   'StorageImageDiskFailed', // adding -> failed
+  'StorageImageDiskRetried', // failed or stuck adding -> adding (an admin's retry)
   'StorageImageAttached', // vmId, diskDev set
   'StorageImageDetached', // vmId, diskDev cleared
   'StorageImageRevoked', // -> locked
