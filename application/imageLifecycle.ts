@@ -4,7 +4,7 @@
  * The disk file is made and removed afterwards by the disk-file reaction (diskFiles.ts).
  */
 import type { DiskController, Filesystem } from '../domain/catalog';
-import { initialState, type Actor } from '../domain/storageImage';
+import { checkNewImage, initialState, type Actor } from '../domain/storageImage';
 import { handleCommand } from './commandHandling';
 import { requireFilesystem } from './filesystemSupport';
 import { contextOf, viewOf, type ServiceDeps } from './service';
@@ -25,7 +25,9 @@ export interface CreateInput {
  */
 export const createImage = async (deps: ServiceDeps, input: CreateInput, actor: Actor & { userId: number }): Promise<ImageView> => {
   const ctx = contextOf(deps, actor);
-  // A disk no storage host can make is refused now, naming the missing tool, not accepted to fail later.
+  // Bad input is a 400 whatever the hosts can do; then a disk no storage host can make is
+  // refused now, naming the missing tool, not accepted to fail later.
+  checkNewImage(input);
   await requireFilesystem(deps.storage, input.filesystem);
   const imageId = await deps.ids.nextImageId();
   // The id was just handed out, so the stream is empty: no load.

@@ -204,18 +204,23 @@ const event = <T extends StorageImageEventType>(type: T, data: StorageImageEvent
  * The user's quota is not checked here: it spans all their images, so the store checks
  * it in the same transaction that appends Created (docs/event-store.md).
  */
+/** What a new image must be (name, description, controller, filesystem, size): checked before anything is asked of a host. */
+export const checkNewImage = (input: Omit<CreateStorageImage, 'type' | 'imageId'>): void => {
+  checkName(input.name);
+  checkDescription(input.description);
+  checkController(input.diskController);
+  if (!isFilesystem(input.filesystem)) fail('validation', `unknown filesystem ${JSON.stringify(input.filesystem)}.`);
+  if (!Number.isSafeInteger(input.sizeMb) || input.sizeMb < SIZE_MIN_MB || input.sizeMb > SIZE_MAX_MB) {
+    fail('image_invalid_size', `size must be a whole number of MB from ${SIZE_MIN_MB} to ${SIZE_MAX_MB}.`);
+  }
+  const minimum = MIN_SIZE_MB_BY_FILESYSTEM[input.filesystem] ?? SIZE_MIN_MB;
+  if (input.sizeMb < minimum) fail('image_invalid_size', `A ${input.filesystem} disk needs at least ${minimum} MB.`);
+};
+
 const create = (command: CreateStorageImage, state: StorageImageState, ctx: CommandContext): [StorageImageCreated] => {
   if (state.status !== 'none') fail('concurrency_conflict', `Storage image ${command.imageId} exists already.`);
   if (ctx.actor.kind === 'system') return fail('validation', 'The system does not create images.');
-  checkName(command.name);
-  checkDescription(command.description);
-  checkController(command.diskController);
-  if (!isFilesystem(command.filesystem)) fail('validation', `unknown filesystem ${JSON.stringify(command.filesystem)}.`);
-  if (!Number.isSafeInteger(command.sizeMb) || command.sizeMb < SIZE_MIN_MB || command.sizeMb > SIZE_MAX_MB) {
-    fail('image_invalid_size', `size must be a whole number of MB from ${SIZE_MIN_MB} to ${SIZE_MAX_MB}.`);
-  }
-  const minimum = MIN_SIZE_MB_BY_FILESYSTEM[command.filesystem] ?? SIZE_MIN_MB;
-  if (command.sizeMb < minimum) fail('image_invalid_size', `A ${command.filesystem} disk needs at least ${minimum} MB.`);
+  checkNewImage(command);
   const { imageId, name, description, diskController, filesystem, sizeMb } = command;
   return [event('StorageImageCreated', { imageId, userId: ctx.actor.userId, name, description, diskController, filesystem, sizeMb }, ctx)];
 };
