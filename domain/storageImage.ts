@@ -7,7 +7,7 @@ import { isDiskController, isFilesystem, type DiskController, type Filesystem, t
 import { fail } from './errors';
 import { SIZE_MAX_MB, SIZE_MIN_MB } from './limits';
 import { checkAttachable, checkHotPlug, checkImageAccess, checkRepairer, checkResizable, checkVmOfOwner } from './policies';
-import type { Actor, Attachment, AttachMode, Cause, StorageImageState, VmView } from './state';
+import type { Actor, Attachment, AttachMode, Cause, ImageFacts, StorageImageState, VmView } from './state';
 
 export type { Actor, AdminReason, Attachment, AttachMode, Cause, ImageFacts, StorageImageState, SystemReason, VmView } from './state';
 
@@ -22,15 +22,8 @@ export const causeOf = (actor: Actor): Cause =>
 // Events
 
 export type StorageImageEventData = {
-  StorageImageCreated: {
-    imageId: number;
-    userId: number;
-    name: string;
-    description: string;
-    diskController: DiskController;
-    filesystem: Filesystem;
-    sizeMb: number;
-  };
+  /** The image's facts as created (its creation date is the event's time). */
+  StorageImageCreated: Omit<ImageFacts, 'creationDate' | 'storage'>;
   /**
    * The disk file is made, on that storage (an id from the configuration). Events
    * written before there were several storages have no `storage`: they mean `default`.

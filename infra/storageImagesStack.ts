@@ -162,64 +162,39 @@ export class StorageImagesStack extends Stack {
     grantHostCommands(reconciler.role, documents, allDocuments, hostTag);
 
     // ---- 5. Event store stream -> projector and diskFiles ----
-    const projectorDlq = new DeadLetterQueue(this, 'ProjectorDlq', { purpose: 'stream batches the projector gave up on' });
-    const projectorSource = new DynamoEventSource(eventsTable, {
-      startingPosition: lambda.StartingPosition.TRIM_HORIZON,
-      batchSize: 100,
-      maxBatchingWindow: Duration.seconds(1),
-      reportBatchItemFailures: true,
-      bisectBatchOnError: true,
-      retryAttempts: 10,
-      maxRecordAge: Duration.hours(24),
-      onFailure: new SqsDlq(projectorDlq.queue),
-      // The log is append-only: only INSERTs carry events.
-      filters: [lambda.FilterCriteria.filter({ eventName: lambda.FilterRule.isEqual('INSERT') })],
-    });
-    projector.fn.addEventSource(projectorSource);
-    acknowledgeListStreams(projector);
-
-    const diskFilesDlq = new DeadLetterQueue(this, 'DiskFilesDlq', { purpose: 'disk file events that could not be handled' });
-    diskFiles.fn.addEventSource(
+    // Every consumer of the log's stream: Lambda's mapping with partial batches, bisect,
+    // bounded retries and a dead-letter queue; only INSERTs (the log is append-only), and
+    // of those the event types the consumer reacts to, when it names them.
+    const streamSource = (dlq: DeadLetterQueue, options: { batchSize: number; eventTypes?: readonly string[]; parallelizationFactor?: number }) =>
       new DynamoEventSource(eventsTable, {
         startingPosition: lambda.StartingPosition.TRIM_HORIZON,
-        batchSize: 1, // one disk file per invocation: mkfs of a big disk takes minutes
-        parallelizationFactor: 10,
+        batchSize: options.batchSize,
+        ...(options.batchSize > 1 ? { maxBatchingWindow: Duration.seconds(1) } : {}),
+        ...(options.parallelizationFactor ? { parallelizationFactor: options.parallelizationFactor } : {}),
         reportBatchItemFailures: true,
         bisectBatchOnError: true,
         retryAttempts: 10,
         maxRecordAge: Duration.hours(24),
-        onFailure: new SqsDlq(diskFilesDlq.queue),
+        onFailure: new SqsDlq(dlq.queue),
         filters: [
           lambda.FilterCriteria.filter({
             eventName: lambda.FilterRule.isEqual('INSERT'),
-            dynamodb: { NewImage: { type: { S: lambda.FilterRule.or(...DISK_FILE_EVENT_TYPES) } } },
+            ...(options.eventTypes ? { dynamodb: { NewImage: { type: { S: lambda.FilterRule.or(...options.eventTypes) } } } } : {}),
           }),
         ],
-      }),
-    );
+      });
+    const projectorDlq = new DeadLetterQueue(this, 'ProjectorDlq', { purpose: 'stream batches the projector gave up on' });
+    projector.fn.addEventSource(streamSource(projectorDlq, { batchSize: 100 }));
+    acknowledgeListStreams(projector);
 
+    const diskFilesDlq = new DeadLetterQueue(this, 'DiskFilesDlq', { purpose: 'disk file events that could not be handled' });
+    // One disk file per invocation: mkfs of a big disk takes minutes.
+    diskFiles.fn.addEventSource(streamSource(diskFilesDlq, { batchSize: 1, parallelizationFactor: 10, eventTypes: DISK_FILE_EVENT_TYPES }));
     acknowledgeListStreams(diskFiles);
 
     // Change notifications (SPEC 4.7): only the event types that change an image's state or attachment.
     const changeNotificationsDlq = new DeadLetterQueue(this, 'ChangeNotificationsDlq', { purpose: 'change notifications that could not be published' });
-    changeNotifications.fn.addEventSource(
-      new DynamoEventSource(eventsTable, {
-        startingPosition: lambda.StartingPosition.TRIM_HORIZON,
-        batchSize: 100,
-        maxBatchingWindow: Duration.seconds(1),
-        reportBatchItemFailures: true,
-        bisectBatchOnError: true,
-        retryAttempts: 10,
-        maxRecordAge: Duration.hours(24),
-        onFailure: new SqsDlq(changeNotificationsDlq.queue),
-        filters: [
-          lambda.FilterCriteria.filter({
-            eventName: lambda.FilterRule.isEqual('INSERT'),
-            dynamodb: { NewImage: { type: { S: lambda.FilterRule.or(...STATE_OR_ATTACHMENT_CHANGES) } } },
-          }),
-        ],
-      }),
-    );
+    changeNotifications.fn.addEventSource(streamSource(changeNotificationsDlq, { batchSize: 100, eventTypes: STATE_OR_ATTACHMENT_CHANGES }));
     acknowledgeListStreams(changeNotifications);
 
     // ---- 6. HTTP API behind a JWT authorizer (no route without it) ----
