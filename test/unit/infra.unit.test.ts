@@ -318,7 +318,7 @@ describe('the stack with its defaults (a Cognito user pool)', () => {
         eventName: ['INSERT'],
         dynamodb: {
           NewImage: {
-            type: { S: ['StorageImageCreated', 'StorageImageDiskReady', 'StorageImageDiskFailed', 'StorageImageAttached', 'StorageImageDetached', 'StorageImageRevoked'] },
+            type: { S: ['StorageImageCreated', 'StorageImageDiskReady', 'StorageImageDiskFailed', 'StorageImageDiskRetried', 'StorageImageAttached', 'StorageImageDetached', 'StorageImageRevoked'] },
           },
         },
       });
