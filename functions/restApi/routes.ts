@@ -3,7 +3,7 @@
  * actor, call one use case, shape the reply. Which routes exist is the table in
  * functions/shared/routeTable.ts; the handler routes with @middy/http-router.
  */
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import { filesystemAvailability } from '../../application/filesystemSupport';
 import * as images from '../../application/storageImages';
 import type { ServiceDeps } from '../../application/storageImages';
@@ -37,32 +37,24 @@ const ok = (body: unknown): RouteReply => ({ status: 200, body });
 
 // Bodies. `.strict()`: an unknown field is a mistake worth reporting, not ignoring.
 const nameField = z.string();
-const createBody = z
-  .object({
-    name: nameField,
-    description: z.string().max(DESCRIPTION_MAX * 2).optional(), // counted in code points by the domain
-    diskController: controllerName,
-    filesystem: filesystemName.optional(),
-    sizeMb: z.number().int().min(1),
-  })
-  .strict();
-const editBody = z
-  .object({ name: nameField.optional(), description: z.string().optional(), diskController: controllerName.optional() })
-  .strict();
-const attachBody = z.object({ vmId: id }).strict();
-const detachBody = z.object({ vmId: id.optional() }).strict();
-const resizeBody = z.object({ sizeMb: z.number().int().min(1).max(SIZE_MAX_MB) }).strict();
-const quotaBody = z.object({ limitMb: z.number().int().min(0).max(QUOTA_MAX_MB).nullable() }).strict();
-const bootDisksBody = z
-  .object({
-    userId: id,
-    storageImageIds: z
-      .array(id)
-      .min(1)
-      .max(64)
-      .refine((ids) => new Set(ids).size === ids.length, 'must not name an image twice'),
-  })
-  .strict();
+const createBody = z.strictObject({
+  name: nameField,
+  description: z.optional(z.string().check(z.maxLength(DESCRIPTION_MAX * 2))), // counted in code points by the domain
+  diskController: controllerName,
+  filesystem: z.optional(filesystemName),
+  sizeMb: z.int().check(z.minimum(1)),
+});
+const editBody = z.strictObject({ name: z.optional(nameField), description: z.optional(z.string()), diskController: z.optional(controllerName) });
+const attachBody = z.strictObject({ vmId: id });
+const detachBody = z.strictObject({ vmId: z.optional(id) });
+const resizeBody = z.strictObject({ sizeMb: z.int().check(z.minimum(1), z.maximum(SIZE_MAX_MB)) });
+const quotaBody = z.strictObject({ limitMb: z.nullable(z.int().check(z.minimum(0), z.maximum(QUOTA_MAX_MB))) });
+const bootDisksBody = z.strictObject({
+  userId: id,
+  storageImageIds: z
+    .array(id)
+    .check(z.minLength(1), z.maxLength(64), z.refine((ids) => new Set(ids).size === ids.length, 'must not name an image twice')),
+});
 
 const imageId = (request: RouteRequest): number => parseId(request.params.id, 'id');
 const userIdParam = (request: RouteRequest): number => parseId(request.params.userId, 'userId');
