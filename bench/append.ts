@@ -1,8 +1,10 @@
 /**
  * Figure 1: event-store appends per second (DynamoEventStore.commit, one event each,
  * 16 writers, each appending to its own stream) over the same raw SDK request sent
- * directly: a TransactWriteItems of the same items (event, head guarded by the version,
- * read-model row) on a raw DynamoDBClient. Timed phases of equal length, interleaved A B B A.
+ * directly: a TransactWriteItems of the same three items (event, head guarded by the
+ * version, read-model row) with a ClientRequestToken, on a raw DynamoDBClient, on
+ * DynamoDB Local. Timed phases of equal length, interleaved A B B A, B A A B, ...
+ * The tables have no stream view (bench/store.ts explains why).
  */
 import { randomUUID } from 'node:crypto';
 import { TransactWriteItemsCommand } from '@aws-sdk/client-dynamodb';
@@ -19,8 +21,9 @@ import type { BenchDynamo } from './store';
 const PREFIX = 'bench1';
 const CONCURRENCY = 16;
 
-export const runAppend = async (db: BenchDynamo, options: { seconds?: number } = {}): Promise<FigureResult> => {
+export const runAppend = async (db: BenchDynamo, options: { seconds?: number; rounds?: number } = {}): Promise<FigureResult> => {
   const seconds = options.seconds ?? 3;
+  const rounds = options.rounds ?? 2;
   await db.tables(PREFIX, [EVENTS_TABLE, CONTROL_TABLE, imagesTable(1)]);
   const names = tableNames(PREFIX);
   const table = names.events;
@@ -75,7 +78,8 @@ export const runAppend = async (db: BenchDynamo, options: { seconds?: number } =
   await phase('raw'); // warm-up of both paths (short)
   await phase('store');
   const totals = { raw: { appends: 0, ms: 0 }, store: { appends: 0, ms: 0 } };
-  for (const kind of ['raw', 'store', 'store', 'raw'] as const) {
+  const order = Array.from({ length: rounds }, (_, r) => (r % 2 === 0 ? (['raw', 'store', 'store', 'raw'] as const) : (['store', 'raw', 'raw', 'store'] as const))).flat();
+  for (const kind of order) {
     const p = await phase(kind);
     totals[kind].appends += p.appends;
     totals[kind].ms += p.ms;
@@ -95,7 +99,8 @@ export const runAppend = async (db: BenchDynamo, options: { seconds?: number } =
     details: {
       concurrency: CONCURRENCY,
       secondsPerPhase: seconds,
-      order: 'raw, store, store, raw (after a warm-up of each)',
+      order: `${order.join(', ')} (after a warm-up of each)`,
+      itemsPerTransaction: 3,
       store: { appendsPerSec: round(storeRate, 0), appends: totals.store.appends },
       raw: { transactionsPerSec: round(rawRate, 0), transactions: totals.raw.appends, items: 'event + head + row' },
       itemJsonBytes: round(bytes / Math.max(items, 1), 0),
