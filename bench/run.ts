@@ -30,6 +30,10 @@ process.env.NODE_NO_WARNINGS = '1';
 
 const main = async () => {
   const started = Date.now();
+  // The commit measured: read before anything runs (a commit made during the run is not it).
+  const git = (...args: string[]) => execFileSync('git', args, { cwd: join(__dirname, '..'), encoding: 'utf8' }).trim();
+  const commit = git('rev-parse', 'HEAD');
+  const dirty = git('status', '--porcelain', '--untracked-files=no') !== '';
   const load = loadavg();
   log(`${cpus().length} cpus, load average ${load.map((x) => round(x, 1)).join(' ')}`);
   const results: FigureResult[] = [];
@@ -66,9 +70,6 @@ const main = async () => {
   await attempt([6], () => runColdStart({ runs: 11 }));
   const loadAtEnd = loadavg();
   log(`load average at the end ${loadAtEnd.map((x) => round(x, 1)).join(' ')}`);
-  const git = (...args: string[]) => execFileSync('git', args, { cwd: join(__dirname, '..'), encoding: 'utf8' }).trim();
-  const commit = git('rev-parse', 'HEAD');
-  const dirty = git('status', '--porcelain', '--untracked-files=no') !== '';
 
   const rows = [1, 2, 3, 4, 5, 6, 7].map((id) => {
     const r = results.find((x) => x.id === id);
