@@ -67,7 +67,7 @@ if (fig(2)) {
 
 if (fig(1)) {
   const x = d(1);
-  p('### Figure 1, absolute', '', `store ${x.store.appendsPerSec} commits/s, raw ${x.raw.transactionsPerSec} transactions/s (${x.itemsPerTransaction} items each: ${x.raw.items}); ${x.concurrency} writers, ${x.secondsPerPhase} s phases, order ${x.order}.`, '');
+  p('### Figure 1, rounds', '', `Ratios of the ${x.rounds} rounds: ${(x.roundRatios as number[]).map((y) => `${y}x`).join(', ')}; the figure is their median. Over the summed times: store ${x.store.appendsPerSec} commits/s, raw ${x.raw.transactionsPerSec} transactions/s (${x.ratioOfTotals}x; ${x.itemsPerTransaction} items each: ${x.raw.items}); ${x.concurrency} writers, ${x.secondsPerPhase} s phases, ${x.order}.`, '');
 }
 if (fig(3)) {
   const x = d(3);
