@@ -53,7 +53,7 @@ export const detachImage = async (deps: ServiceDeps, imageId: number, vmId: numb
 export const detachInRecords = async (
   deps: ServiceDeps,
   imageId: number,
-  command: { type: 'Detach'; vmId: number } | { type: 'DetachStoppedVm'; vmId: number },
+  command: { type: 'Detach'; vmId: number } | { type: 'DetachStoppedVm'; vmId: number } | { type: 'ForceDetach'; vmId?: number },
   ctx: CommandContext,
   loaded?: LoadedStream,
 ): Promise<CommandResult> => {
@@ -69,7 +69,7 @@ export const detachInRecords = async (
     return await releasing(true);
   } catch (error) {
     if (!(error instanceof DeviceClaimError && error.reason === 'not_held')) throw error;
-    deps.logger.warn('detach: the device claim is not held by this attach; detached in the records only', { imageId, vmId: command.vmId });
+    deps.logger.warn('detach: the device claim is not held by this attach; detached in the records only', { imageId, vmId: command.vmId ?? null });
     return releasing(false);
   }
 };

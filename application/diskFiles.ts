@@ -1,4 +1,4 @@
-/** Disk files, a reaction to the event stream: made on Created, removed on Revoked. */
+/** Disk files, a reaction to the event stream: made on Created (and an admin's DiskRetried), removed on Revoked. */
 import type { CommandContext } from '../domain/storageImage';
 import { handleCommand } from './commandHandling';
 import { HostCommandError } from './ports';
@@ -14,8 +14,10 @@ import type { StoredEvent } from './storePorts';
  */
 export const onStoredEventForDiskFiles = async (deps: ServiceDeps, event: StoredEvent): Promise<void> => {
   const system = (): CommandContext => contextOf(deps, { kind: 'system', reason: 'disk-file' });
-  if (event.type === 'StorageImageCreated') {
-    const { imageId, userId, sizeMb, filesystem } = event.data;
+  if (event.type === 'StorageImageCreated' || event.type === 'StorageImageDiskRetried') {
+    if (event.stateAfter.status === 'none') return;
+    // The image as the event left it (a retry: with its current size and filesystem).
+    const { imageId, userId, sizeMb, filesystem } = event.stateAfter.image;
     const { state } = await deps.events.load(event.streamId);
     if (state.status !== 'adding') return; // done already
     const choice = chooseStorage(await roomsOf(deps, imageId), sizeMb);

@@ -2,9 +2,9 @@
 import { DomainError } from '../domain/errors';
 import { HostCommandError } from './ports';
 
-export const hostError = (error: unknown, code: 'storage_image_attach' | 'storage_image_detach'): Error => {
+export const hostError = (error: unknown, code: 'storage_image_attach' | 'storage_image_detach' | 'image_resize'): Error => {
   if (!(error instanceof HostCommandError)) return error as Error;
-  const verb = code === 'storage_image_attach' ? 'attach' : 'detach';
+  const verb = code === 'storage_image_attach' ? 'attach' : code === 'storage_image_detach' ? 'detach' : 'resiz';
   switch (error.kind) {
     case 'timeout':
       return new DomainError('hypervisor_unavailable', `The hypervisor did not answer in time; the disk was not ${verb}ed.`);
@@ -13,6 +13,6 @@ export const hostError = (error: unknown, code: 'storage_image_attach' | 'storag
     case 'unknown_domain':
       return new DomainError(code, `The VM is not running on its hypervisor; the disk was not ${verb}ed.`);
     case 'failed':
-      return new DomainError(code, `The hypervisor refused to ${verb} the disk.`);
+      return new DomainError(code, verb === 'resiz' ? 'The host refused to resize the disk.' : `The hypervisor refused to ${verb} the disk.`);
   }
 };

@@ -4,12 +4,12 @@
  * The disk file is made and removed afterwards by the disk-file reaction (diskFiles.ts).
  */
 import type { DiskController, Filesystem } from '../domain/catalog';
-import { fail } from '../domain/errors';
 import { checkNewImage, initialState, type Actor } from '../domain/storageImage';
 import { handleCommand } from './commandHandling';
 import { requireFilesystem } from './filesystemSupport';
 import { contextOf, viewOf, type ServiceDeps } from './service';
-import { QuotaExceededError, type ImageView } from './storePorts';
+import { withUserLimit } from './quotas';
+import type { ImageView } from './storePorts';
 
 export interface CreateInput {
   name: string;
@@ -19,26 +19,28 @@ export interface CreateInput {
   sizeMb: number;
 }
 
-/** One transaction: Created, its head and row, and the quota entry (refused over the limit). */
+/**
+ * One transaction: Created, its head and row, and the quota entry (refused over the
+ * limit that binds the user: quotas.ts; a user with an own limit costs one more).
+ */
 export const createImage = async (deps: ServiceDeps, input: CreateInput, actor: Actor & { userId: number }): Promise<ImageView> => {
   const ctx = contextOf(deps, actor);
-  const limitMb = deps.config.defaultQuotaMb;
   // Bad input is a 400 whatever the hosts can do; then a disk no storage host can make is
   // refused now, naming the missing tool, not accepted to fail later.
   checkNewImage(input);
   await requireFilesystem(deps.storage, input.filesystem);
   const imageId = await deps.ids.nextImageId();
-  try {
-    // The id was just handed out, so the stream is empty: no load.
-    const result = await handleCommand(deps, imageId, { type: 'CreateStorageImage', imageId, ...input }, ctx, {
-      loaded: { version: 0, state: initialState() },
-      effects: () => ({ quota: { reserve: { userId: actor.userId, imageId, sizeMb: input.sizeMb, limitMb } } }),
-    });
-    return viewOf(result.state, result.version);
-  } catch (error) {
-    if (!(error instanceof QuotaExceededError)) throw error;
-    return fail('user_storage_limit', `Storage quota exceeded: ${error.usedMb} MB used of ${limitMb} MB, ${input.sizeMb} MB asked.`);
-  }
+  // The id was just handed out, so the stream is empty: no load.
+  const result = await withUserLimit(
+    deps,
+    (limit) =>
+      handleCommand(deps, imageId, { type: 'CreateStorageImage', imageId, ...input }, ctx, {
+        loaded: { version: 0, state: initialState() },
+        effects: () => ({ quota: { reserve: { userId: actor.userId, imageId, sizeMb: input.sizeMb, ...limit } } }),
+      }),
+    (error, limitMb) => `Storage quota exceeded: ${error.usedMb} MB used of ${limitMb} MB, ${input.sizeMb} MB asked.`,
+  );
+  return viewOf(result.state, result.version);
 };
 
 export const editImage = async (

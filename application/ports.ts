@@ -21,6 +21,12 @@ export interface DetachDiskRequest extends DiskTarget {
   dev: string;
 }
 
+/** Grow an attached disk live (virsh blockresize): the guest sees the new size, the raw file grows with it. */
+export interface ResizeDiskRequest extends DiskTarget {
+  dev: string;
+  sizeMb: number;
+}
+
 export interface AttachedDisk {
   dev: string;
   source: string; // file path, or '-' when none
@@ -53,6 +59,8 @@ export interface Hypervisor {
   detachDisk(request: DetachDiskRequest): Promise<void>;
   /** `virsh domblklist`: the disks the domain has now. */
   listDisks(target: DiskTarget): Promise<AttachedDisk[]>;
+  /** `virsh blockresize` of an attached disk to `sizeMb` MiB, confirmed by `domblkinfo`; already that size is a success. */
+  resizeDisk(request: ResizeDiskRequest): Promise<void>;
 }
 
 export interface DiskFileRef {
@@ -77,6 +85,8 @@ export interface StorageHost {
   mkfsTools(storage: string): Promise<string[]>;
   createDiskFile(request: CreateDiskFileRequest): Promise<void>;
   deleteDiskFile(request: DiskFileRef): Promise<void>;
+  /** Grows the file to `sizeMb` MiB (`truncate`, never shrinks; the same size again is a success). */
+  resizeDiskFile(request: DiskFileRef & { sizeMb: number }): Promise<void>;
   /** The path a hypervisor sees for this image: `<its storage's path>/<user id>/<image id>`. */
   pathOf(ref: DiskFileRef): string;
 }

@@ -44,6 +44,8 @@ export class QuotaExceededError extends Error {
     readonly userId: number,
     readonly usedMb: number,
     readonly limitMb: number,
+    /** The user's own limit, as the refused write found it (absent: none is set). */
+    readonly ownLimitMb?: number,
   ) {
     super(`user ${userId} uses ${usedMb} MB of ${limitMb} MB`);
     this.name = 'QuotaExceededError';
@@ -72,7 +74,22 @@ export interface StepEffects {
   /** Devices freed: only if that attach holds them. */
   releases?: { vmId: number; dev: string; attachId: string }[];
   /** An image's size counted against its owner's quota (refused over the limit), or no longer. */
-  quota?: { reserve?: { userId: number; imageId: number; sizeMb: number; limitMb: number }; release?: { userId: number; imageId: number; sizeMb: number } };
+  quota?: {
+    reserve?: { userId: number; imageId: number; sizeMb: number } & QuotaLimit;
+    /** An image counted at `fromMb` now counts `toMb` (larger): the difference must fit. */
+    grow?: { userId: number; imageId: number; fromMb: number; toMb: number } & QuotaLimit;
+    release?: { userId: number; imageId: number; sizeMb: number };
+  };
+}
+
+/**
+ * The limit a quota write is checked against: the deployment's default for a user
+ * without an own limit (`ownLimit` absent: the write also requires that none is set), or
+ * the user's own limit as last read (`ownLimit`: the write requires it unchanged).
+ */
+export interface QuotaLimit {
+  limitMb: number;
+  ownLimit?: boolean;
 }
 
 export interface EventStore {
@@ -154,6 +171,10 @@ export interface VmDirectory {
 
 export interface QuotaLedger {
   usedMb(userId: number): Promise<number>;
+  /** The user's use and own limit (absent: the default holds), read consistently. */
+  entry(userId: number): Promise<{ usedMb: number; limitMb?: number }>;
+  /** Sets the user's own limit, or removes it (null). */
+  setLimit(userId: number, limitMb: number | null, audit: { by: string; at: string }): Promise<void>;
 }
 
 // ---------------------------------------------------------------------------
@@ -189,10 +210,26 @@ export interface Page<T> {
   nextToken?: string;
 }
 
+/** What a list may be narrowed to (SPEC 4.7): one state, one VM, or both. */
+export interface ListFilter {
+  state?: string; // a CC1 state name
+  vmId?: number;
+}
+
+export interface ListOptions extends ListFilter {
+  limit: number;
+  nextToken?: string;
+  includeRevoked?: boolean;
+}
+
 export interface ImageReadModel {
   /** Writes the view of `event.stateAfter` unless the stored version is the same or newer. */
   apply(event: StoredEvent): Promise<'applied' | 'stale'>;
-  listByOwner(userId: number, options: { limit: number; nextToken?: string; includeRevoked?: boolean }): Promise<Page<ImageView>>;
-  listAll(options: { limit: number; nextToken?: string; includeRevoked?: boolean }): Promise<Page<ImageView>>;
+  /**
+   * One user's images. Unfiltered: a consistent read (read-your-writes). Filtered: an
+   * index of the read model, eventually consistent (docs/api.md).
+   */
+  listByOwner(userId: number, options: ListOptions): Promise<Page<ImageView>>;
+  listAll(options: ListOptions): Promise<Page<ImageView>>;
   listByVm(vmId: number): Promise<ImageView[]>;
 }

@@ -3,9 +3,11 @@
  * (adapters/dynamodb/rebuild.ts rebuildImages: new table, replay, verify, switch,
  * catch-up replay; catch-up delay 0) over a raw copy of the same items: Scan pages,
  * BatchWriteItem (25 per request, 16 in flight) into a fresh table of the events
- * table's schema. Data: many images with several events each.
+ * table's schema (no stream view on either side: bench/store.ts). Data: many images
+ * with several events each. Interleaved: several rounds of one copy and one rebuild,
+ * the order alternating each round.
  */
-import { BatchWriteItemCommand, ScanCommand } from '@aws-sdk/client-dynamodb';
+import { BatchWriteItemCommand, DeleteTableCommand, ScanCommand } from '@aws-sdk/client-dynamodb';
 import { ensureTable } from '../adapters/dynamodb/admin';
 import { DynamoEventStore } from '../adapters/dynamodb/eventStore';
 import { ReadModelLocator } from '../adapters/dynamodb/readModel';
@@ -13,7 +15,7 @@ import { rebuildImages } from '../adapters/dynamodb/rebuild';
 import { CONTROL_TABLE, EVENTS_TABLE, imagesTable, tableNames } from '../adapters/dynamodb/tables';
 import { batchWriteEvents, imageStream } from './events';
 import { forEachLimit, log, now, round, type FigureResult } from './lib';
-import type { BenchDynamo } from './store';
+import { withoutStream, type BenchDynamo } from './store';
 
 const PREFIX = 'bench4';
 
@@ -21,7 +23,7 @@ function* manyImages(images: number, eventsPerImage: number) {
   for (let i = 1; i <= images; i++) yield* imageStream(i, 7400 + (i % 50), eventsPerImage);
 }
 
-export const runRebuild = async (db: BenchDynamo, options: { images?: number; eventsPerImage?: number } = {}): Promise<FigureResult> => {
+export const runRebuild = async (db: BenchDynamo, options: { images?: number; eventsPerImage?: number; rounds?: number } = {}): Promise<FigureResult> => {
   const images = options.images ?? 500;
   const eventsPerImage = options.eventsPerImage ?? 10;
   const total = images * eventsPerImage;
@@ -36,7 +38,7 @@ export const runRebuild = async (db: BenchDynamo, options: { images?: number; ev
   let copies = 0;
   const copy = async (): Promise<{ items: number; ms: number }> => {
     const prefix = `bench4copy${++copies}`;
-    await ensureTable(client, prefix, EVENTS_TABLE);
+    await ensureTable(client, prefix, withoutStream(EVENTS_TABLE));
     const target = tableNames(prefix).events;
     const t0 = now();
     let items = 0;
@@ -67,13 +69,39 @@ export const runRebuild = async (db: BenchDynamo, options: { images?: number; ev
     return { report, ms: now() - t0 };
   };
 
-  const base = await copy();
-  log(`rebuild: raw copy ${round(base.items / (base.ms / 1000), 0)} items/s`);
-  const rb = await rebuild();
-  log(`rebuild: rebuildImages ${round(rb.report.events / (rb.ms / 1000), 0)} events/s`);
-  if (rb.report.events !== total || base.items !== total) throw new Error(`rebuild saw ${rb.report.events}, copy ${base.items}, of ${total}`);
+  // Interleaved: several rounds, each one copy and one rebuild, the order alternating
+  // (copy first, then rebuild first), so drift of the machine hits both alike.
+  const rounds = options.rounds ?? 3;
+  const perRound: { copyItemsPerSec: number; rebuildEventsPerSec: number; ratio: number }[] = [];
+  const base = { items: 0, ms: 0 };
+  const rb = { events: 0, ms: 0, to: '', rows: 0 };
+  for (let r = 0; r < rounds; r++) {
+    let c = { items: 0, ms: 0 };
+    let b = { events: 0, ms: 0 };
+    for (const which of r % 2 === 0 ? (['copy', 'rebuild'] as const) : (['rebuild', 'copy'] as const)) {
+      if (which === 'copy') {
+        c = await copy();
+        if (c.items !== total) throw new Error(`copy saw ${c.items} of ${total}`);
+        await client.send(new DeleteTableCommand({ TableName: tableNames(`bench4copy${copies}`).events })); // keep the database the same size
+      } else {
+        const out = await rebuild();
+        if (out.report.events !== total) throw new Error(`rebuild saw ${out.report.events} of ${total}`);
+        b = { events: out.report.events, ms: out.ms };
+        rb.to = out.report.to;
+        rb.rows = out.report.images;
+      }
+    }
+    base.items += c.items;
+    base.ms += c.ms;
+    rb.events += b.events;
+    rb.ms += b.ms;
+    const copyRate = c.items / (c.ms / 1000);
+    const rebuildRate = b.events / (b.ms / 1000);
+    perRound.push({ copyItemsPerSec: round(copyRate, 0), rebuildEventsPerSec: round(rebuildRate, 0), ratio: round(rebuildRate / copyRate) });
+    log(`rebuild: round ${r + 1}: raw copy ${round(copyRate, 0)} items/s, rebuildImages ${round(rebuildRate, 0)} events/s (${round(rebuildRate / copyRate)}x)`);
+  }
   const baseRate = base.items / (base.ms / 1000);
-  const rate = rb.report.events / (rb.ms / 1000);
+  const rate = rb.events / (rb.ms / 1000);
   const ratio = rate / baseRate;
   return {
     id: 4,
@@ -86,9 +114,11 @@ export const runRebuild = async (db: BenchDynamo, options: { images?: number; ev
       images,
       eventsPerImage,
       events: total,
-      rebuild: { eventsPerSec: round(rate, 0), seconds: round(rb.ms / 1000, 2), to: rb.report.to, rows: rb.report.images },
+      rounds,
+      perRound,
+      rebuild: { eventsPerSec: round(rate, 0), seconds: round(rb.ms / 1000, 2), lastTo: rb.to, rows: rb.rows },
       rawCopy: { itemsPerSec: round(baseRate, 0), seconds: round(base.ms / 1000, 2) },
-      method: 'rebuild timed end to end (create table, replay, verify, switch, catch-up replay) with catchUpDelayMs 0',
+      method: `${rounds} rounds, each one raw copy and one rebuild, order alternating; rates over the summed times. Rebuild timed end to end (create table, replay, verify, switch, catch-up replay) with catchUpDelayMs 0; the copy's target table is dropped after each round`,
     },
   };
 };

@@ -6,6 +6,8 @@ import { join } from 'node:path';
 export interface StackInfo {
   url: string;
   endpoint: string;
+  /** The DynamoDB Local JVM (a child of the stack process). */
+  dynamoPid?: number;
   prefix: string;
   hypervisor: string;
   pid: number;
@@ -16,8 +18,22 @@ export interface StackHandle {
   call<T = unknown>(op: string, args?: Record<string, unknown>): Promise<T>;
   /** RSS of the stack process now, MB (from /proc, without asking it). */
   rssMb(): number;
+  /** The stack process's own memory (VmRSS now, VmHWM = its peak so far) and the DynamoDB Local JVM's, MB, from /proc. */
+  memory(): { stack: ProcMemory; jvm?: ProcMemory };
   close(): Promise<void>;
 }
+
+export interface ProcMemory {
+  rssMb: number;
+  peakMb: number;
+}
+
+/** VmRSS and VmHWM of a process, MB. */
+export const procMemory = (pid: number): ProcMemory => {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = (field: string) => Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(status)?.[1] ?? NaN);
+  return { rssMb: kb('VmRSS') / 1024, peakMb: kb('VmHWM') / 1024 };
+};
 
 export const startStackProcess = async (): Promise<StackHandle> => {
   const child: ChildProcess = fork(join(__dirname, 'stackProcess.ts'), [], {
@@ -51,10 +67,8 @@ export const startStackProcess = async (): Promise<StackHandle> => {
   return {
     info,
     call,
-    rssMb: () => {
-      const status = readFileSync(`/proc/${child.pid}/status`, 'utf8');
-      return Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? NaN) / 1024;
-    },
+    rssMb: () => procMemory(child.pid!).rssMb,
+    memory: () => ({ stack: procMemory(child.pid!), ...(info.dynamoPid ? { jvm: procMemory(info.dynamoPid) } : {}) }),
     close: async () => {
       const exited = new Promise((ok) => child.once('exit', ok));
       await call('close').catch(() => undefined);

@@ -1,23 +1,26 @@
 /**
  * The local stack in its own process, for the benchmark: `startLocalStack` (what
- * `npm start` runs) in memory with the simulated hypervisor. Its embedded dynalite is
- * THE DynamoDB server of the whole benchmark run (the parent reaches it over HTTP
- * for figures 1, 3 and 4, on tables of their own). Driven over IPC (process.send):
+ * `npm start` runs) in memory with the simulated hypervisor. The DynamoDB Local JVM it
+ * starts (a child of this process) is THE DynamoDB server of the whole benchmark run
+ * (the parent reaches it over HTTP for figures 1, 3 and 4, on tables of their own).
+ * Driven over IPC (process.send):
  *
- * - info: the API url, the dynalite endpoint, the table prefix;
+ * - info: the API url, the DynamoDB Local endpoint and the JVM's pid, the table prefix;
  * - feeds {on}: start/stop the stream feeds (projector, disk files); drain: one pass;
  * - count:reset / count:snapshot: DynamoDB requests of the stack's client, by kind
  *   (adapters/dynamodb/requestCounter.ts) and by what they touch (claim writes,
  *   read-model writes), for figure 2;
  * - bare:start / bare:stop: the baseline of figure 5, a bare node:http server in this
- *   same process doing the same read as GET /storage-images/{id} (the stream-head Query);
+ *   same process doing the same read as GET /storage-images/{id} (the stream head: one
+ *   consistent GetItem on the control table);
  * - rss: this process's resident set now and its peak so far.
  */
 import '../local/localDefaults';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { readFileSync } from 'node:fs';
-import { QueryCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { GetItemCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { headKey } from '../adapters/dynamodb/eventStore';
 import { unmarshall } from '@aws-sdk/util-dynamodb';
 import { countRequests } from '../adapters/dynamodb/requestCounter';
 import { tableNames } from '../adapters/dynamodb/tables';
@@ -80,13 +83,13 @@ const main = async () => {
   const client = stack.dynamo.client; // the client every adapter of the stack uses
   const counter = countRequests(client);
   const targets = new TargetCounter(client, stack.dynamo.prefix);
-  const events = tableNames(stack.dynamo.prefix).events;
+  const control = tableNames(stack.dynamo.prefix).control;
 
   let bare: Server | undefined;
   let feedsOn = true;
 
   const handlers: Record<string, (args: Record<string, unknown>) => Promise<unknown>> = {
-    info: async () => ({ url: stack.url, endpoint: stack.dynamo.endpoint, prefix: stack.dynamo.prefix, hypervisor: stack.hypervisor.kind, pid: process.pid }),
+    info: async () => ({ url: stack.url, endpoint: stack.dynamo.endpoint, dynamoPid: stack.dynamo.pid, prefix: stack.dynamo.prefix, hypervisor: stack.hypervisor.kind, pid: process.pid }),
     feeds: async ({ on }) => {
       if (on && !feedsOn) {
         stack.feed.start(200);
@@ -118,8 +121,8 @@ const main = async () => {
       byTarget: targets.byTarget,
     }),
     'bare:start': async () => {
-      // The same read as the API's GET: the stream head (Query, newest first, Limit 1,
-      // consistent), answered as JSON. No auth, no middleware, no view mapping.
+      // The same read as the API's GET: the stream head (GetItem of head#image-<id> on the
+      // control table, consistent), answered as JSON. No auth, no middleware, no view mapping.
       const bareClient = stack.dynamo.newClient();
       bare = createServer((req, res) => {
         const m = /^\/storage-images\/(\d+)$/.exec(req.url ?? '');
@@ -128,22 +131,12 @@ const main = async () => {
           return;
         }
         bareClient
-          .send(
-            new QueryCommand({
-              TableName: events,
-              KeyConditionExpression: 'streamId = :s',
-              ExpressionAttributeValues: { ':s': { S: `image-${m[1]}` } },
-              ScanIndexForward: false,
-              Limit: 1,
-              ConsistentRead: true,
-            }),
-          )
+          .send(new GetItemCommand({ TableName: control, Key: { pk: { S: headKey(`image-${m[1]}`) } }, ConsistentRead: true }))
           .then((out) => {
-            const item = out.Items?.[0];
-            if (!item) return void res.writeHead(404).end();
-            const head = unmarshall(item);
+            if (!out.Item) return void res.writeHead(404).end();
+            const head = unmarshall(out.Item);
             res.writeHead(200, { 'content-type': 'application/json' });
-            res.end(JSON.stringify({ ...(head.stateAfter as object), version: head.version }));
+            res.end(JSON.stringify({ ...(head.state as object), version: head.version }));
           })
           .catch(() => res.writeHead(500).end());
       });

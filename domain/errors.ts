@@ -20,6 +20,8 @@ export const ERROR_CODES = {
   image_attached: 409,
   image_delete: 409,
   image_edit: 409,
+  image_resize: 409,
+  image_retry: 409,
   storage_image_attach: 409,
   storage_image_detach: 409,
   concurrency_conflict: 409,

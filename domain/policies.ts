@@ -4,6 +4,7 @@
  * check made before a host command runs, so a rule is written once.
  */
 import { isLiveAttachable } from './catalog';
+import { SIZE_MAX_MB } from './limits';
 import { fail } from './errors';
 import type { Actor, StorageImageState, VmView } from './state';
 
@@ -55,4 +56,31 @@ export const checkHotPlug = (state: Extract<Existing, { status: 'ok' }>, vm: VmV
       `A ${state.image.diskController} disk cannot be plugged into a running VM; only virtio and usb can. Attach it while the VM is being created.`,
     );
   }
+};
+
+/** Repairs that override the rules (force revoke, force detach, disk retry) are for admins (and the system acting for an operator). */
+export const checkRepairer = (actor: Actor): void => {
+  if (actor.kind !== 'admin' && actor.kind !== 'system') fail('admin_required', 'Only an administrator may repair a storage image.');
+};
+
+/**
+ * How an image may grow to `sizeMb`: a detached one by growing its file; one attached
+ * to a VM on the virtio bus live (virsh blockresize). Only larger sizes; only images
+ * that are ok (made, not deleted); other attached buses must be detached first.
+ */
+export type Growth = { how: 'file'; fromMb: number } | { how: 'live'; fromMb: number; vmId: number; diskDev: string };
+
+export const checkResizable = (state: Existing, sizeMb: number): Growth => {
+  if (state.status === 'locked') return fail('image_resize', 'The storage image was deleted.');
+  if (state.status !== 'ok') return fail('image_resize', `A storage image in state ${state.status} cannot be resized.`);
+  const fromMb = state.image.sizeMb;
+  if (!Number.isSafeInteger(sizeMb) || sizeMb > SIZE_MAX_MB) return fail('image_invalid_size', `size must be a whole number of MB up to ${SIZE_MAX_MB}.`);
+  if (sizeMb <= fromMb) return fail('image_invalid_size', `A storage image only grows: it has ${fromMb} MB, ${sizeMb} MB asked.`);
+  const attachment = state.attachment;
+  if (!attachment) return { how: 'file', fromMb };
+  if (attachment.phase === 'attaching') return fail('image_attached', 'An attach of this storage image is in progress; try again shortly.');
+  if (state.image.diskController !== 'virtio') {
+    return fail('image_attached', `A ${state.image.diskController} disk cannot grow while attached; only virtio disks grow live. Detach it first.`);
+  }
+  return { how: 'live', fromMb, vmId: attachment.vmId, diskDev: attachment.diskDev };
 };

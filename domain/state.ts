@@ -10,11 +10,14 @@ import type { DiskController, Filesystem } from './catalog';
 
 export type Actor =
   | { kind: 'user'; userId: number }
-  | { kind: 'admin'; userId: number }
+  | { kind: 'admin'; userId: number; reason?: AdminReason }
   | { kind: 'portal'; userId: number } // a trusted portal service acting for a user
   | { kind: 'system'; reason: SystemReason };
 
-export type SystemReason = 'vm-stopped' | 'disk-file' | 'reconciled';
+export type SystemReason = 'vm-stopped' | 'disk-file' | 'reconciled' | 'forced';
+
+/** Why an admin acted, when it is more than an ordinary command: a repair that overrides a rule. */
+export type AdminReason = 'forced';
 
 /** As stored on an event: `{kind, userId?, reason?}`. */
 export type Cause = { kind: Actor['kind']; userId?: number; reason?: string };

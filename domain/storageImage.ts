@@ -5,27 +5,25 @@
  */
 import { isDiskController, isFilesystem, type DiskController, type Filesystem, type ImageStateName } from './catalog';
 import { fail } from './errors';
-import { checkAttachable, checkHotPlug, checkImageAccess, checkVmOfOwner } from './policies';
-import type { Actor, Attachment, AttachMode, Cause, StorageImageState, VmView } from './state';
+import { SIZE_MAX_MB, SIZE_MIN_MB } from './limits';
+import { checkAttachable, checkHotPlug, checkImageAccess, checkRepairer, checkResizable, checkVmOfOwner } from './policies';
+import type { Actor, Attachment, AttachMode, Cause, ImageFacts, StorageImageState, VmView } from './state';
 
-export type { Actor, Attachment, AttachMode, Cause, ImageFacts, StorageImageState, SystemReason, VmView } from './state';
+export type { Actor, AdminReason, Attachment, AttachMode, Cause, ImageFacts, StorageImageState, SystemReason, VmView } from './state';
 
 export const causeOf = (actor: Actor): Cause =>
-  actor.kind === 'system' ? { kind: 'system', reason: actor.reason } : { kind: actor.kind, userId: actor.userId };
+  actor.kind === 'system'
+    ? { kind: 'system', reason: actor.reason }
+    : actor.kind === 'admin' && actor.reason
+      ? { kind: 'admin', userId: actor.userId, reason: actor.reason }
+      : { kind: actor.kind, userId: actor.userId };
 
 // ---------------------------------------------------------------------------
 // Events
 
 export type StorageImageEventData = {
-  StorageImageCreated: {
-    imageId: number;
-    userId: number;
-    name: string;
-    description: string;
-    diskController: DiskController;
-    filesystem: Filesystem;
-    sizeMb: number;
-  };
+  /** The image's facts as created (its creation date is the event's time). */
+  StorageImageCreated: Omit<ImageFacts, 'creationDate' | 'storage'>;
   /**
    * The disk file is made, on that storage (an id from the configuration). Events
    * written before there were several storages have no `storage`: they mean `default`.
@@ -42,7 +40,12 @@ export type StorageImageEventData = {
   StorageImageAttached: { vmId: number; diskDev: string; mode: AttachMode; attachId: string };
   StorageImageAttachFailed: { vmId: number; diskDev: string; reason: string; attachId?: string };
   StorageImageDetached: { vmId: number; diskDev: string; attachId?: string };
-  StorageImageRevoked: Record<string, never>;
+  /** `forced`: an admin's repair revoked an image that was not ok (failed, stuck adding). */
+  StorageImageRevoked: { forced?: boolean };
+  /** An admin asked for the disk file again (a failed or stuck `adding` image): the disk-file reaction makes it. */
+  StorageImageDiskRetried: { from: 'failed' | 'adding' };
+  /** The disk grew (its file, or live through the hypervisor for an attached virtio disk), quota counted at `toMb`. */
+  StorageImageResized: { fromMb: number; toMb: number };
 };
 
 export type StorageImageEventType = keyof StorageImageEventData;
@@ -59,6 +62,8 @@ export type StorageImageAttached = Event<'StorageImageAttached'>;
 export type StorageImageAttachFailed = Event<'StorageImageAttachFailed'>;
 export type StorageImageDetached = Event<'StorageImageDetached'>;
 export type StorageImageRevoked = Event<'StorageImageRevoked'>;
+export type StorageImageDiskRetried = Event<'StorageImageDiskRetried'>;
+export type StorageImageResized = Event<'StorageImageResized'>;
 
 export type NewEvent =
   | StorageImageCreated
@@ -69,7 +74,9 @@ export type NewEvent =
   | StorageImageAttached
   | StorageImageAttachFailed
   | StorageImageDetached
-  | StorageImageRevoked;
+  | StorageImageRevoked
+  | StorageImageDiskRetried
+  | StorageImageResized;
 
 /** An event as stored: with its stream id and version. */
 export type StorageImageEvent = NewEvent & { streamId: string; version: number };
@@ -108,6 +115,14 @@ export type AttachAtBoot = { type: 'AttachAtBoot'; vm: VmView | undefined; vmId:
 export type Detach = { type: 'Detach'; vmId?: number };
 export type DetachStoppedVm = { type: 'DetachStoppedVm'; vmId: number };
 export type RevokeStorageImage = { type: 'RevokeStorageImage' };
+/** Admin repair: revoke in any state but attached (failed, stuck adding included). */
+export type ForceRevokeStorageImage = { type: 'ForceRevokeStorageImage' };
+/** Admin repair: make the disk file of a failed or stuck `adding` image again. */
+export type RetryDiskFile = { type: 'RetryDiskFile' };
+/** Admin repair: detach in the records only (the host is dead); an attach in progress ends failed. */
+export type ForceDetach = { type: 'ForceDetach'; vmId?: number };
+/** Grow to `sizeMb` (the host grew the file, or the live disk, just before). */
+export type ResizeStorageImage = { type: 'ResizeStorageImage'; sizeMb: number };
 
 export type StorageImageCommand =
   | CreateStorageImage
@@ -120,7 +135,11 @@ export type StorageImageCommand =
   | AttachAtBoot
   | Detach
   | DetachStoppedVm
-  | RevokeStorageImage;
+  | RevokeStorageImage
+  | ForceRevokeStorageImage
+  | RetryDiskFile
+  | ForceDetach
+  | ResizeStorageImage;
 
 export type CommandContext = { actor: Actor; now: string };
 
@@ -129,8 +148,7 @@ export type CommandContext = { actor: Actor; now: string };
 
 export const NAME_MAX = 45;
 export const DESCRIPTION_MAX = 512;
-export const SIZE_MIN_MB = 1;
-export const SIZE_MAX_MB = 2_000_000;
+export { SIZE_MAX_MB, SIZE_MIN_MB };
 /** mkfs.xfs refuses filesystems under 300 MB: refuse the image up front, not at mkfs time. */
 export const MIN_SIZE_MB_BY_FILESYSTEM: Partial<Record<Filesystem, number>> = { xfs: 300 };
 
@@ -297,6 +315,37 @@ const revoke = (state: Existing, ctx: CommandContext): [StorageImageRevoked] | [
   return [event('StorageImageRevoked', {}, ctx)];
 };
 
+const forceRevoke = (state: Existing, ctx: CommandContext): [StorageImageRevoked] | [] => {
+  checkRepairer(ctx.actor);
+  if (state.status === 'locked') return [];
+  if (state.status === 'ok' && state.attachment) fail('image_attached', 'Detach the storage image before deleting it (force detach it if its host is dead).');
+  return [event('StorageImageRevoked', state.status === 'ok' ? {} : { forced: true }, ctx)];
+};
+
+const retryDiskFile = (state: Existing, ctx: CommandContext): [StorageImageDiskRetried] => {
+  checkRepairer(ctx.actor);
+  if (state.status !== 'failed' && state.status !== 'adding') return fail('image_retry', `Only a failed or adding storage image can have its disk file made again (this one is ${state.status}).`);
+  return [event('StorageImageDiskRetried', { from: state.status }, ctx)];
+};
+
+const forceDetach = (command: ForceDetach, state: Existing, ctx: CommandContext): [StorageImageDetached | StorageImageAttachFailed] => {
+  checkRepairer(ctx.actor);
+  const attachment = state.status === 'ok' ? state.attachment : null;
+  if (!attachment) return fail('storage_image_detach', 'The storage image is not attached.');
+  if (command.vmId !== undefined && attachment.vmId !== command.vmId) fail('storage_image_detach', `The storage image is not attached to VM ${command.vmId}.`);
+  const { vmId, diskDev, attachId } = attachment;
+  return attachment.phase === 'attaching'
+    ? [event('StorageImageAttachFailed', { vmId, diskDev, reason: 'forced detach', attachId }, ctx)]
+    : [event('StorageImageDetached', { vmId, diskDev, attachId }, ctx)];
+};
+
+const resize = (command: ResizeStorageImage, state: Existing, ctx: CommandContext): [StorageImageResized] | [] => {
+  // A retry after the step committed: the image has that size already.
+  if (state.status === 'ok' && state.image.sizeMb === command.sizeMb) return [];
+  const growth = checkResizable(state, command.sizeMb);
+  return [event('StorageImageResized', { fromMb: growth.fromMb, toMb: command.sizeMb }, ctx)];
+};
+
 /** At most one event per command: what the command step appends, nothing dropped. */
 export const decide = (command: StorageImageCommand, state: StorageImageState, ctx: CommandContext): [NewEvent] | [] => {
   if (command.type === 'CreateStorageImage') return create(command, state, ctx);
@@ -322,6 +371,14 @@ export const decide = (command: StorageImageCommand, state: StorageImageState, c
       return detachStoppedVm(command, existing, ctx);
     case 'RevokeStorageImage':
       return revoke(existing, ctx);
+    case 'ForceRevokeStorageImage':
+      return forceRevoke(existing, ctx);
+    case 'RetryDiskFile':
+      return retryDiskFile(existing, ctx);
+    case 'ForceDetach':
+      return forceDetach(command, existing, ctx);
+    case 'ResizeStorageImage':
+      return resize(command, existing, ctx);
     default: {
       const unreachable: never = command;
       return fail('validation', `unknown command ${JSON.stringify(unreachable)}`);
@@ -353,6 +410,10 @@ export const evolve = (state: StorageImageState, event: NewEvent): StorageImageS
       return { status: 'ok', image: state.image, attachment: null };
     case 'StorageImageRevoked':
       return { status: 'locked', image: state.image };
+    case 'StorageImageDiskRetried':
+      return { status: 'adding', image: state.image };
+    case 'StorageImageResized':
+      return { ...state, image: { ...state.image, sizeMb: event.data.toMb } } as StorageImageState;
     default: {
       const unreachable: never = event;
       return unreachable;

@@ -14,6 +14,8 @@ import { DynamoEventSource, SqsDlq } from 'aws-cdk-lib/aws-lambda-event-sources'
 import * as logs from 'aws-cdk-lib/aws-logs';
 import type { Construct } from 'constructs';
 import { CONTROL_TABLE, EVENTS_TABLE, imagesTable } from '../adapters/dynamodb/tables';
+import { STATE_OR_ATTACHMENT_CHANGES } from '../application/changeNotifications';
+import { CHANGE_EVENT_BUS_ENV } from '../functions/changeNotifications/busName';
 import { DOCUMENTS, type DocumentKey } from '../adapters/ssm/documents';
 import { ENV } from '../functions/shared/config';
 import { readDeployConfig, vmEventsArchiveName, vmStateChangeRuleName, type DeployConfig } from './config';
@@ -39,7 +41,7 @@ export interface StorageImagesStackProps extends StackProps {
 type DeployedSetting = Exclude<keyof typeof ENV, 'ssmEndpoint' | 'dynamodbEndpoint'>;
 
 /** The event types that make or remove a disk file (the diskFiles function's stream filter). */
-export const DISK_FILE_EVENT_TYPES = ['StorageImageCreated', 'StorageImageRevoked'] as const;
+export const DISK_FILE_EVENT_TYPES = ['StorageImageCreated', 'StorageImageDiskRetried', 'StorageImageRevoked'] as const;
 
 /** The DynamoDB event source adds dynamodb:ListStreams on "*" to the consumer's role. */
 const acknowledgeListStreams = (f: Cc1Function): void =>
@@ -56,6 +58,8 @@ const acknowledgeListStreams = (f: Cc1Function): void =>
  * for diskFiles, all for the reconciler.
  */
 const API_DOCUMENTS: DocumentKey[] = ['attachDisk', 'detachDisk', 'listDisks', 'storageTools'];
+/** The REST API also grows disks (POST /storage-images/{id}/resize): live, or the file. */
+const REST_DOCUMENTS: DocumentKey[] = [...API_DOCUMENTS, 'blockResize', 'resizeDiskFile'];
 const STORAGE_DOCUMENTS: DocumentKey[] = ['storageFreeSpace', 'createDiskFile', 'deleteDiskFile'];
 
 /**
@@ -64,6 +68,7 @@ const STORAGE_DOCUMENTS: DocumentKey[] = ['storageFreeSpace', 'createDiskFile', 
  *   portal --JWT--> HTTP API --> restApi / cc1Api --append--> events table
  *   events table --stream--> projector --> images read model
  *   events table --stream (Created/Revoked)--> diskFiles --SSM--> storage host
+ *   events table --stream (state/attachment changes)--> changeNotifications --> bus "Storage Image Change"
  *   restApi / cc1Api --SSM Run Command--> hypervisor hosts (virsh)
  *   hypervisor hosts --EventBridge "VM State Change"--> vmEvents --> auto-detach
  *   every 5 minutes --> reconciler (records vs. hosts); daily --> reconciler (quota ledgers)
@@ -134,6 +139,7 @@ export class StorageImagesStack extends Stack {
     const vmEvents = fn('vmEvents', 'CC1 storage images: VM State Change events, auto-detach', Duration.seconds(60), 256);
     const projector = fn('projector', 'CC1 storage images: events stream to read models', Duration.seconds(60), 256);
     const diskFiles = fn('diskFiles', 'CC1 storage images: make and remove disk files on the storage host', Duration.minutes(15), 256);
+    const changeNotifications = fn('changeNotifications', 'CC1 storage images: Storage Image Change notifications onto the bus', Duration.seconds(30), 256);
     // Reserved concurrency 1: a run that outlasts the five-minute schedule is never overlapped by the next one.
     const reconciler = fn('reconciler', 'CC1 storage images: repair records against the hosts', Duration.minutes(5), 512, 1);
 
@@ -150,49 +156,46 @@ export class StorageImagesStack extends Stack {
     // The projector: history reads to fill a version gap, which images generation is in use.
     data.grant(projector, { events: 'read', control: 'read', images: 'readWrite' });
 
-    grantHostCommands(restApi.role, documents, API_DOCUMENTS, hostTag);
+    grantHostCommands(restApi.role, documents, REST_DOCUMENTS, hostTag);
     grantHostCommands(cc1Api.role, documents, API_DOCUMENTS, hostTag);
     grantHostCommands(diskFiles.role, documents, STORAGE_DOCUMENTS, hostTag);
     grantHostCommands(reconciler.role, documents, allDocuments, hostTag);
 
     // ---- 5. Event store stream -> projector and diskFiles ----
-    const projectorDlq = new DeadLetterQueue(this, 'ProjectorDlq', { purpose: 'stream batches the projector gave up on' });
-    const projectorSource = new DynamoEventSource(eventsTable, {
-      startingPosition: lambda.StartingPosition.TRIM_HORIZON,
-      batchSize: 100,
-      maxBatchingWindow: Duration.seconds(1),
-      reportBatchItemFailures: true,
-      bisectBatchOnError: true,
-      retryAttempts: 10,
-      maxRecordAge: Duration.hours(24),
-      onFailure: new SqsDlq(projectorDlq.queue),
-      // The log is append-only: only INSERTs carry events.
-      filters: [lambda.FilterCriteria.filter({ eventName: lambda.FilterRule.isEqual('INSERT') })],
-    });
-    projector.fn.addEventSource(projectorSource);
-    acknowledgeListStreams(projector);
-
-    const diskFilesDlq = new DeadLetterQueue(this, 'DiskFilesDlq', { purpose: 'disk file events that could not be handled' });
-    diskFiles.fn.addEventSource(
+    // Every consumer of the log's stream: Lambda's mapping with partial batches, bisect,
+    // bounded retries and a dead-letter queue; only INSERTs (the log is append-only), and
+    // of those the event types the consumer reacts to, when it names them.
+    const streamSource = (dlq: DeadLetterQueue, options: { batchSize: number; eventTypes?: readonly string[]; parallelizationFactor?: number }) =>
       new DynamoEventSource(eventsTable, {
         startingPosition: lambda.StartingPosition.TRIM_HORIZON,
-        batchSize: 1, // one disk file per invocation: mkfs of a big disk takes minutes
-        parallelizationFactor: 10,
+        batchSize: options.batchSize,
+        ...(options.batchSize > 1 ? { maxBatchingWindow: Duration.seconds(1) } : {}),
+        ...(options.parallelizationFactor ? { parallelizationFactor: options.parallelizationFactor } : {}),
         reportBatchItemFailures: true,
         bisectBatchOnError: true,
         retryAttempts: 10,
         maxRecordAge: Duration.hours(24),
-        onFailure: new SqsDlq(diskFilesDlq.queue),
+        onFailure: new SqsDlq(dlq.queue),
         filters: [
           lambda.FilterCriteria.filter({
             eventName: lambda.FilterRule.isEqual('INSERT'),
-            dynamodb: { NewImage: { type: { S: lambda.FilterRule.or(...DISK_FILE_EVENT_TYPES) } } },
+            ...(options.eventTypes ? { dynamodb: { NewImage: { type: { S: lambda.FilterRule.or(...options.eventTypes) } } } } : {}),
           }),
         ],
-      }),
-    );
+      });
+    const projectorDlq = new DeadLetterQueue(this, 'ProjectorDlq', { purpose: 'stream batches the projector gave up on' });
+    projector.fn.addEventSource(streamSource(projectorDlq, { batchSize: 100 }));
+    acknowledgeListStreams(projector);
 
+    const diskFilesDlq = new DeadLetterQueue(this, 'DiskFilesDlq', { purpose: 'disk file events that could not be handled' });
+    // One disk file per invocation: mkfs of a big disk takes minutes.
+    diskFiles.fn.addEventSource(streamSource(diskFilesDlq, { batchSize: 1, parallelizationFactor: 10, eventTypes: DISK_FILE_EVENT_TYPES }));
     acknowledgeListStreams(diskFiles);
+
+    // Change notifications (SPEC 4.7): only the event types that change an image's state or attachment.
+    const changeNotificationsDlq = new DeadLetterQueue(this, 'ChangeNotificationsDlq', { purpose: 'change notifications that could not be published' });
+    changeNotifications.fn.addEventSource(streamSource(changeNotificationsDlq, { batchSize: 100, eventTypes: STATE_OR_ATTACHMENT_CHANGES }));
+    acknowledgeListStreams(changeNotifications);
 
     // ---- 6. HTTP API behind a JWT authorizer (no route without it) ----
     const authorizer = this.jwtAuthorizer(config);
@@ -210,7 +213,7 @@ export class StorageImagesStack extends Stack {
         ? {
             corsPreflight: {
               allowOrigins: config.corsAllowOrigins,
-              allowMethods: [apigwv2.CorsHttpMethod.GET, apigwv2.CorsHttpMethod.POST, apigwv2.CorsHttpMethod.PATCH, apigwv2.CorsHttpMethod.DELETE],
+              allowMethods: [apigwv2.CorsHttpMethod.GET, apigwv2.CorsHttpMethod.POST, apigwv2.CorsHttpMethod.PUT, apigwv2.CorsHttpMethod.PATCH, apigwv2.CorsHttpMethod.DELETE],
               allowHeaders: ['authorization', 'content-type', 'idempotency-key'],
               maxAge: Duration.hours(1),
             },
@@ -265,6 +268,9 @@ export class StorageImagesStack extends Stack {
     });
     // EventBridge invokes asynchronously: a handler error is retried by Lambda, then dead-lettered.
     vmEvents.fn.configureAsyncInvoke({ retryAttempts: 2, maxEventAge: Duration.hours(6), onFailure: new SqsDestination(vmEventsDlq.queue) });
+    // Storage Image Change notifications go onto the same bus: events:PutEvents on it, nothing else.
+    changeNotifications.fn.addEnvironment(CHANGE_EVENT_BUS_ENV, bus.eventBusName);
+    bus.grantPutEventsTo(changeNotifications.fn);
 
     // ---- 8. The reconciler: records vs. hosts every five minutes (the quota ledger needs none: it is transactional) ----
     new events.Rule(this, 'ReconcileSchedule', {
@@ -279,13 +285,13 @@ export class StorageImagesStack extends Stack {
 
     // ---- 10. Alarms -> SNS, and the dashboard (docs/deploy.md says what each means) ----
     const alarms = new Alarms(this, 'Alarms', { email: config.alarmEmail });
-    const functions = [restApi, cc1Api, vmEvents, projector, diskFiles, reconciler];
+    const functions = [restApi, cc1Api, vmEvents, projector, diskFiles, changeNotifications, reconciler];
     for (const f of functions) {
       alarms.functionErrors(f.fn);
       alarms.throttles(f.fn);
       alarms.durationNearTimeout(f.fn, f.timeout);
     }
-    for (const q of [projectorDlq, diskFilesDlq, vmEventsDlq]) alarms.queueNotEmpty(q.queue);
+    for (const q of [projectorDlq, diskFilesDlq, changeNotificationsDlq, vmEventsDlq]) alarms.queueNotEmpty(q.queue);
     alarms.streamLag('ProjectionLag', projector.fn, Duration.seconds(config.projectionLagAlarmSeconds), 'The read models are');
     alarms.streamLag('DiskFilesLag', diskFiles.fn, Duration.seconds(config.diskFilesLagAlarmSeconds), 'Disk file work (make, remove) is');
     alarms.api5xx(stage);

@@ -107,13 +107,14 @@ export interface DynamoServer {
  * Starts the JVM (in memory, or on `dataDir`) on a free loopback port and waits until
  * it answers. The package's own spawn() cannot cap the heap, so the jar is run here.
  */
-export const startDynamoServer = async (options: { dataDir?: string; heapMb?: number } = {}): Promise<DynamoServer> => {
+export const startDynamoServer = async (options: { dataDir?: string; heapMb?: number; jvmArgs?: string[] } = {}): Promise<DynamoServer> => {
   checkJava();
   const jars = jarFolder();
   const port = await freePort();
   const args = [
     `-Xmx${options.heapMb ?? DEFAULT_HEAP_MB}m`,
     '-XX:+UseSerialGC', // one small collector thread: the machine has two cores
+    ...(options.jvmArgs ?? []),
     `-Djava.library.path=${join(jars, 'DynamoDBLocal_lib')}`,
     '-jar',
     join(jars, 'DynamoDBLocal.jar'),

@@ -2,9 +2,10 @@
  * The whole service on one machine (SPEC 4.5): DynamoDB Local with the real
  * tables, the local Run Command endpoint running the project's SSM documents against
  * libvirt (or the simulated virsh), the same handlers behind a local API Gateway,
- * a local EventBridge entry, and two stream pollers (local/streamPoller.ts, configured
+ * a local EventBridge entry, and three stream pollers (local/streamPoller.ts, configured
  * as the CDK stack's event source mappings) reading the events table's DynamoDB Stream
- * into the projector and the disk-file reaction. Used by `npm start` and by the
+ * into the projector, the disk-file reaction and the change notifications (kept in
+ * memory, `GET /_local/published-events`). Used by `npm start` and by the
  * end-to-end tests.
  */
 import { randomUUID } from 'node:crypto';
@@ -16,6 +17,8 @@ import { Projector } from '../adapters/dynamodb/projector';
 import { tableNames } from '../adapters/dynamodb/tables';
 import { PATTERNS } from '../adapters/ssm/patterns';
 import { diskFilesSink } from '../functions/diskFiles/reaction';
+import { changeNotificationsSink } from '../functions/changeNotifications/sink';
+import { CHANGE_EVENT_DETAIL_TYPE, CHANGE_EVENT_SOURCE, type ChangePublisher, type StorageImageChange } from '../application/changeNotifications';
 import { handler as cc1Api } from '../functions/cc1Api/handler';
 import { handler as restApi } from '../functions/restApi/handler';
 import { DEFAULT_STORAGE, type StorageLocation } from '../application/storageChoice';
@@ -72,6 +75,14 @@ export interface DeadLetter {
   entry: LocalEventEntry;
 }
 
+/** A change notification as the bus would have received it (`GET /_local/published-events`). */
+export interface PublishedEvent {
+  source: typeof CHANGE_EVENT_SOURCE;
+  detailType: typeof CHANGE_EVENT_DETAIL_TYPE;
+  time: string;
+  detail: StorageImageChange;
+}
+
 export interface LocalStack {
   url: string;
   hypervisor: HypervisorChoice;
@@ -83,6 +94,9 @@ export interface LocalStack {
   feed: StreamPoller;
   /** The disk-file reaction's event source mapping. */
   diskFeed: StreamPoller;
+  /** The change notifications' event source mapping, and what it published (in memory). */
+  changeFeed: StreamPoller;
+  publishedEvents: PublishedEvent[];
   /** EventBridge deliveries that failed (the stream pollers keep their own). */
   deadLetters: DeadLetter[];
   simulatedStateFile: string;
@@ -164,8 +178,26 @@ export const startLocalStack = async (options: LocalStackOptions = {}): Promise<
     onError: (e) => log(`disk files: ${String(e)}`),
     onDeadLetter: (l) => log(`disk files dead letter: ${JSON.stringify(l.DDBStreamBatchInfo)}`),
   });
+  // Change notifications: the same consumer as the changeNotifications function, publishing into a list.
+  const publishedEvents: PublishedEvent[] = [];
+  const localBus: ChangePublisher = {
+    publish: async (detail, time) => {
+      publishedEvents.push({ source: CHANGE_EVENT_SOURCE, detailType: CHANGE_EVENT_DETAIL_TYPE, time, detail });
+    },
+  };
+  const changes = changeNotificationsSink(() => localBus);
+  const changeFeed = new StreamPoller({
+    ...mapping,
+    name: 'changeNotifications',
+    batchSize: 100,
+    filter: inserts,
+    handler: (event) => changes.processBatch(event),
+    onError: (e) => log(`change notifications: ${String(e)}`),
+    onDeadLetter: (l) => log(`change notifications dead letter: ${JSON.stringify(l.DDBStreamBatchInfo)}`),
+  });
   feed.start(options.feedIntervalMs ?? 200);
   diskFeed.start(options.feedIntervalMs ?? 200);
+  changeFeed.start(options.feedIntervalMs ?? 200);
 
   const deadLetters: DeadLetter[] = [];
   const deadLetter = (entry: LocalEventEntry, reason: string) => {
@@ -226,7 +258,8 @@ export const startLocalStack = async (options: LocalStackOptions = {}): Promise<
     putEvents,
     localRoutes: {
       'dead-letters': async () => ({ items: deadLetters }),
-      'stream-dead-letters': async () => ({ projector: feed.deadLetters, diskFiles: diskFeed.deadLetters }),
+      'stream-dead-letters': async () => ({ projector: feed.deadLetters, diskFiles: diskFeed.deadLetters, changeNotifications: changeFeed.deadLetters }),
+      'published-events': async () => ({ items: publishedEvents }),
     },
     port: options.port ?? 0,
     ...(options.lambdaTimeoutMs ? { lambdaTimeoutMs: options.lambdaTimeoutMs } : {}),
@@ -247,6 +280,8 @@ export const startLocalStack = async (options: LocalStackOptions = {}): Promise<
     api,
     feed,
     diskFeed,
+    changeFeed,
+    publishedEvents,
     deadLetters,
     simulatedStateFile,
     storagePath,
@@ -255,12 +290,14 @@ export const startLocalStack = async (options: LocalStackOptions = {}): Promise<
       await feed.drain();
       await diskFeed.drain();
       await feed.drain();
+      await changeFeed.drain();
     },
     close: async () => {
       if (stackFile) rmSync(stackFile, { force: true });
       await api.close();
       await feed.close();
       await diskFeed.close();
+      await changeFeed.close();
       await runCommand.close();
       await dynamo.close();
       useContainer(undefined);

@@ -5,6 +5,7 @@
 import { COMMANDS, type OpsCommand, type OpsIo, type StandaloneCommand } from './commands';
 import { connect, type Connection } from './connect';
 import { replayVmEventsCommand } from './replayVmEvents';
+import { quotaCommand, repairCommand } from './repairCommands';
 
 const help = (commands: Array<OpsCommand | StandaloneCommand>): string =>
   [
@@ -21,7 +22,7 @@ export const runCli = async (
   argv: string[],
   options: { commands?: Array<OpsCommand | StandaloneCommand>; io?: OpsIo; connect?: () => Promise<Connection> } = {},
 ): Promise<number> => {
-  const commands = options.commands ?? [...COMMANDS, replayVmEventsCommand()];
+  const commands = options.commands ?? [...COMMANDS, repairCommand, quotaCommand, replayVmEventsCommand()];
   const io = options.io ?? { out: (l) => process.stdout.write(`${l}\n`), err: (l) => process.stderr.write(`${l}\n`) };
   const [name, ...args] = argv;
   const command = commands.find((c) => c.name === name);

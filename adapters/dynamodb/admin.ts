@@ -5,6 +5,7 @@ import {
   DescribeTableCommand,
   ListTablesCommand,
   ResourceInUseException,
+  UpdateTableCommand,
   type DynamoDBClient,
 } from '@aws-sdk/client-dynamodb';
 import { createTableInput, tableName, type TableDef } from './tables';
@@ -44,7 +45,32 @@ export const ensureTable = async (client: DynamoDBClient, prefix: string, def: T
     if (!(e instanceof ResourceInUseException) && (e as Error).name !== 'ResourceInUseException') throw e;
   }
   await waitForTableActive(client, name);
+  if (!created) await addMissingIndexes(client, prefix, def);
   return created;
+};
+
+/**
+ * A table made by an older version lacks the indexes added since (a local data folder,
+ * say): they are added one at a time (DynamoDB takes one index per UpdateTable) and
+ * filled from the existing rows by DynamoDB itself.
+ */
+const addMissingIndexes = async (client: DynamoDBClient, prefix: string, def: TableDef): Promise<void> => {
+  const name = tableName(prefix, def);
+  const described = await client.send(new DescribeTableCommand({ TableName: name }));
+  const present = new Set((described.Table?.GlobalSecondaryIndexes ?? []).map((g) => g.IndexName));
+  const wanted = createTableInput(prefix, def);
+  for (const gsi of wanted.GlobalSecondaryIndexes ?? []) {
+    if (present.has(gsi.IndexName)) continue;
+    const keyNames = new Set(gsi.KeySchema.map((k) => k.AttributeName));
+    await client.send(
+      new UpdateTableCommand({
+        TableName: name,
+        AttributeDefinitions: wanted.AttributeDefinitions.filter((a) => keyNames.has(a.AttributeName)),
+        GlobalSecondaryIndexUpdates: [{ Create: gsi }],
+      }),
+    );
+    await waitForTableActive(client, name);
+  }
 };
 
 export const ensureTables = async (client: DynamoDBClient, prefix: string, defs: TableDef[]): Promise<void> => {

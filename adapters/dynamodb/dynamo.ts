@@ -27,8 +27,11 @@ export class InvalidPageTokenError extends DomainError {
   }
 }
 
-/** Decodes a token and checks it has exactly the expected numeric key attributes. */
-export const decodeToken = (token: string | undefined, keyNames: readonly string[]): Key | undefined => {
+/**
+ * Decodes a token and checks it has exactly the expected key attributes: numbers, but
+ * for the ones named in `stringKeys` (an index keyed on a state name).
+ */
+export const decodeToken = (token: string | undefined, keyNames: readonly string[], stringKeys: readonly string[] = []): Key | undefined => {
   if (token === undefined || token === '') return undefined;
   let parsed: unknown;
   try {
@@ -40,7 +43,9 @@ export const decodeToken = (token: string | undefined, keyNames: readonly string
   const entries = Object.entries(parsed);
   if (entries.length !== keyNames.length) throw new InvalidPageTokenError();
   for (const [k, v] of entries) {
-    if (!keyNames.includes(k) || typeof v !== 'number' || !Number.isSafeInteger(v)) throw new InvalidPageTokenError();
+    if (!keyNames.includes(k)) throw new InvalidPageTokenError();
+    const fits = stringKeys.includes(k) ? typeof v === 'string' && v.length <= 64 : typeof v === 'number' && Number.isSafeInteger(v);
+    if (!fits) throw new InvalidPageTokenError();
   }
   return parsed as Key;
 };

@@ -30,7 +30,9 @@ export const EVENT_DATA_SCHEMAS = {
   StorageImageAttached: z.object({ ...attachment, mode: z.enum(['hot', 'boot']) }),
   StorageImageAttachFailed: z.object({ ...attachment, reason: z.string() }),
   StorageImageDetached: z.object(attachment),
-  StorageImageRevoked: z.object({}),
+  StorageImageRevoked: z.object({ forced: z.optional(z.boolean()) }),
+  StorageImageDiskRetried: z.object({ from: z.enum(['failed', 'adding']) }),
+  StorageImageResized: z.object({ fromMb: id, toMb: id }),
 } as const;
 
 const envelope = z.object({

@@ -190,7 +190,7 @@ const cancellationError = (error: unknown, roles: ItemRole[]): unknown => {
   const quota = failed.find(({ role }) => role.role === 'quota');
   if (quota && quota.role.role === 'quota') {
     const old = quota.r.Item ? unmarshall(quota.r.Item) : {};
-    return new QuotaExceededError(quota.role.userId, (old.usedMb as number | undefined) ?? 0, quota.role.limitMb);
+    return new QuotaExceededError(quota.role.userId, (old.usedMb as number | undefined) ?? 0, quota.role.limitMb, old.limitMb as number | undefined);
   }
   return error;
 };

@@ -8,10 +8,10 @@
  * it as `next` and every write goes to both (docs/event-store.md, rebuild).
  */
 import { GetCommand, PutCommand, QueryCommand, ScanCommand, paginateQuery, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import type { ImageReadModel, ImageView, Page, StoredEvent } from '../../application/storePorts';
+import type { ImageReadModel, ImageView, ListOptions, Page, StoredEvent } from '../../application/storePorts';
 import { toImageView } from '../../application/views';
 import { decodeToken, encodeToken, InvalidPageTokenError, isConditionFailed, type Key } from './dynamo';
-import { IMAGES_INDEX_BY_VM, imagesTable, tableName } from './tables';
+import { IMAGES_INDEX_BY_OWNER_STATE, IMAGES_INDEX_BY_STATE, IMAGES_INDEX_BY_VM, imagesTable, tableName } from './tables';
 
 export const READ_MODEL_POINTER_KEY = 'readmodel#images';
 export const DEFAULT_LOCATOR_TTL_MS = 5_000;
@@ -179,10 +179,36 @@ export class DynamoImageReadModel implements ImageReadModel {
     return outcome;
   }
 
-  async listByOwner(userId: number, options: { limit: number; nextToken?: string; includeRevoked?: boolean }): Promise<Page<ImageView>> {
+  /**
+   * A user's images: the table's own partition, read consistently (read-your-writes),
+   * unless filtered: `?vmId=` reads the VM's few rows (byVm) and keeps the user's;
+   * `?state=` reads the user's rows in that state (byOwnerState). Indexes are
+   * eventually consistent (typically well under a second behind).
+   */
+  async listByOwner(userId: number, options: ListOptions): Promise<Page<ImageView>> {
+    if (options.vmId !== undefined) return this.listByVmIndex(options.vmId, options, userId);
+    if (options.state !== undefined) {
+      const state = options.state;
+      const start = decodeToken(options.nextToken, ['userId', 'state', 'id'], ['state']);
+      if (start && (start.userId !== userId || start.state !== state)) throw new InvalidPageTokenError();
+      return this.page(options, start, ['state'], (table, limit, from, filter) =>
+        this.doc.send(
+          new QueryCommand({
+            TableName: table,
+            IndexName: IMAGES_INDEX_BY_OWNER_STATE,
+            KeyConditionExpression: 'userId = :u AND #state = :s',
+            Limit: limit,
+            ExclusiveStartKey: from,
+            ...filter,
+            ExpressionAttributeNames: { '#state': 'state', ...filter.ExpressionAttributeNames },
+            ExpressionAttributeValues: { ':u': userId, ':s': state, ...filter.ExpressionAttributeValues },
+          }),
+        ),
+      );
+    }
     const start = decodeToken(options.nextToken, ['userId', 'id']);
     if (start && start.userId !== userId) throw new InvalidPageTokenError(); // a token of another user's list
-    return this.page(options, start, async (table, limit, from, filter) =>
+    return this.page(options, start, [], async (table, limit, from, filter) =>
       this.doc.send(
         new QueryCommand({
           TableName: table,
@@ -197,10 +223,50 @@ export class DynamoImageReadModel implements ImageReadModel {
     );
   }
 
-  async listAll(options: { limit: number; nextToken?: string; includeRevoked?: boolean }): Promise<Page<ImageView>> {
+  /** Everyone's images: by VM (byVm), by state (byState), else the whole table (an admin's full listing). */
+  async listAll(options: ListOptions): Promise<Page<ImageView>> {
+    if (options.vmId !== undefined) return this.listByVmIndex(options.vmId, options);
+    if (options.state !== undefined) {
+      const state = options.state;
+      const start = decodeToken(options.nextToken, ['state', 'id', 'userId'], ['state']);
+      if (start && start.state !== state) throw new InvalidPageTokenError();
+      return this.page(options, start, ['state'], (table, limit, from, filter) =>
+        this.doc.send(
+          new QueryCommand({
+            TableName: table,
+            IndexName: IMAGES_INDEX_BY_STATE,
+            KeyConditionExpression: '#state = :s',
+            Limit: limit,
+            ExclusiveStartKey: from,
+            ...filter,
+            ExpressionAttributeNames: { '#state': 'state', ...filter.ExpressionAttributeNames },
+            ExpressionAttributeValues: { ':s': state, ...filter.ExpressionAttributeValues },
+          }),
+        ),
+      );
+    }
     const start = decodeToken(options.nextToken, ['userId', 'id']);
-    return this.page(options, start, async (table, limit, from, filter) =>
+    return this.page(options, start, [], async (table, limit, from, filter) =>
       this.doc.send(new ScanCommand({ TableName: table, ConsistentRead: true, Limit: limit, ExclusiveStartKey: from, ...filter })),
+    );
+  }
+
+  /** The images on one VM (a VM holds a few), narrowed to one owner and state when asked. */
+  private listByVmIndex(vmId: number, options: ListOptions, ownerId?: number): Promise<Page<ImageView>> {
+    const start = decodeToken(options.nextToken, ['vmId', 'id', 'userId']);
+    if (start && (start.vmId !== vmId || (ownerId !== undefined && start.userId !== ownerId))) throw new InvalidPageTokenError();
+    return this.page(options, start, ownerId !== undefined ? ['owner'] : [], (table, limit, from, filter) =>
+      this.doc.send(
+        new QueryCommand({
+          TableName: table,
+          IndexName: IMAGES_INDEX_BY_VM,
+          KeyConditionExpression: 'vmId = :vm',
+          Limit: limit,
+          ExclusiveStartKey: from,
+          ...filter,
+          ExpressionAttributeValues: { ':vm': vmId, ...(ownerId !== undefined ? { ':owner': ownerId } : {}), ...filter.ExpressionAttributeValues },
+        }),
+      ),
     );
   }
 
@@ -218,11 +284,15 @@ export class DynamoImageReadModel implements ImageReadModel {
 
   /**
    * Pages with a filter: DynamoDB applies `Limit` before the filter, so a page can come
-   * back short; ask again until `limit` items or the end.
+   * back short; ask again until `limit` items or the end. The filter leaves revoked images
+   * out (unless `includeRevoked`; a list of `state=locked` without it is empty), keeps only `state`
+   * unless the key condition holds it already (`inKey`), and only the owner's (`owner`,
+   * value `:owner` given by the caller).
    */
   private async page(
-    options: { limit: number; includeRevoked?: boolean },
+    options: ListOptions,
     start: Key | undefined,
+    inKey: ('state' | 'owner')[],
     fetch: (
       table: string,
       limit: number,
@@ -231,9 +301,29 @@ export class DynamoImageReadModel implements ImageReadModel {
     ) => Promise<{ Items?: Record<string, unknown>[]; LastEvaluatedKey?: Key }>,
   ): Promise<Page<ImageView>> {
     const limit = Math.min(Math.max(Math.trunc(options.limit) || 1, 1), MAX_PAGE);
-    const filter = options.includeRevoked
-      ? {}
-      : { FilterExpression: '#state <> :revoked', ExpressionAttributeNames: { '#state': 'state' }, ExpressionAttributeValues: { ':revoked': REVOKED_STATE } };
+    const stateInKey = inKey.includes('state');
+    // Revoked images asked for by state but not to be shown (a user's `state=locked`): none.
+    if (options.state === REVOKED_STATE && !options.includeRevoked) return { items: [] };
+    const conditions: string[] = [];
+    const values: Record<string, unknown> = {};
+    // A key attribute cannot be filtered on; a key condition on state leaves revoked rows out (or names them) anyway.
+    if (!options.includeRevoked && !stateInKey) {
+      conditions.push('#state <> :revoked');
+      values[':revoked'] = REVOKED_STATE;
+    }
+    if (options.state !== undefined && !stateInKey) {
+      conditions.push('#state = :onlyState');
+      values[':onlyState'] = options.state;
+    }
+    if (inKey.includes('owner')) conditions.push('userId = :owner');
+    const usesState = conditions.some((c) => c.includes('#state'));
+    const filter = conditions.length
+      ? {
+          FilterExpression: conditions.join(' AND '),
+          ...(usesState ? { ExpressionAttributeNames: { '#state': 'state' } } : {}),
+          ...(Object.keys(values).length ? { ExpressionAttributeValues: values } : {}),
+        }
+      : {};
     const table = await this.source.imagesTable();
     const items: ImageView[] = [];
     let from = start;

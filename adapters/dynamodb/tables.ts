@@ -53,6 +53,10 @@ export const CONTROL_TABLE: TableDef = {
 
 export const IMAGES_INDEX_BY_ID = 'byId';
 export const IMAGES_INDEX_BY_VM = 'byVm';
+/** A user's images in one state (`GET /storage-images?state=`). Many rows share a key: GSIs allow it, paging goes on by the table key. */
+export const IMAGES_INDEX_BY_OWNER_STATE = 'byOwnerState';
+/** Everyone's images in one state (`GET /admin/storage-images?state=`). */
+export const IMAGES_INDEX_BY_STATE = 'byState';
 
 /** The images read model. Versioned: `images-v<N>`; a rebuild makes `v<N+1>` and switches. */
 export const imagesTable = (generation: number): TableDef => ({
@@ -65,6 +69,20 @@ export const imagesTable = (generation: number): TableDef => ({
     {
       indexName: IMAGES_INDEX_BY_VM,
       partitionKey: { name: 'vmId', type: 'N' },
+      sortKey: { name: 'id', type: 'N' },
+      projection: 'ALL',
+    },
+    // The list filters (SPEC 4.7) on attributes every row has, so an index added to an
+    // existing table covers its rows at once (no new attribute to backfill).
+    {
+      indexName: IMAGES_INDEX_BY_OWNER_STATE,
+      partitionKey: { name: 'userId', type: 'N' },
+      sortKey: { name: 'state', type: 'S' },
+      projection: 'ALL',
+    },
+    {
+      indexName: IMAGES_INDEX_BY_STATE,
+      partitionKey: { name: 'state', type: 'S' },
       sortKey: { name: 'id', type: 'N' },
       projection: 'ALL',
     },

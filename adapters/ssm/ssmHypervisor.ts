@@ -12,6 +12,7 @@ import type {
   DiskFileRef,
   DiskTarget,
   Hypervisor,
+  ResizeDiskRequest,
   StorageHost,
 } from '../../application/ports';
 import { HostCommandError } from '../../application/ports';
@@ -101,6 +102,15 @@ export class SsmHypervisor extends SsmRunner implements Hypervisor {
     );
   }
 
+  async resizeDisk(r: ResizeDiskRequest): Promise<void> {
+    await this.run(
+      'blockResize',
+      r.hostId,
+      { Domain: r.domain, Dev: r.dev, SizeMb: String(r.sizeMb), LibvirtUri: this.libvirtUri },
+      `grow ${r.dev} of ${r.domain} to ${r.sizeMb} MiB`,
+    );
+  }
+
   async listDisks(t: DiskTarget): Promise<AttachedDisk[]> {
     const { stdout } = await this.run('listDisks', t.hostId, { Domain: t.domain, LibvirtUri: this.libvirtUri }, `list disks of ${t.domain}`);
     return parseDiskList(stdout);
@@ -167,6 +177,16 @@ export class SsmStorageHost extends SsmRunner implements StorageHost {
       },
       `create the disk file of image ${r.imageId}`,
       this.config.createTimeoutMs ?? 300_000,
+    );
+  }
+
+  async resizeDiskFile(r: DiskFileRef & { sizeMb: number }): Promise<void> {
+    const { path, hostId } = storageOf(this.storages, r.storage);
+    await this.run(
+      'resizeDiskFile',
+      hostId,
+      { StoragePath: path, UserId: String(r.userId), ImageId: String(r.imageId), SizeMb: String(r.sizeMb) },
+      `grow the disk file of image ${r.imageId} to ${r.sizeMb} MiB`,
     );
   }
 

@@ -3,7 +3,7 @@
  * ids and reply envelope, so the existing CC1 portals work unchanged. Every reply is
  * HTTP 200 with `{status, data}`; a refusal carries the CC1 error code in `status`.
  */
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import { filesystemAvailability } from '../../application/filesystemSupport';
 import * as images from '../../application/storageImages';
 import type { ServiceDeps } from '../../application/storageImages';
@@ -40,41 +40,36 @@ export const cc1ImageDict = (view: ImageView) => ({
   vm_name: view.vmId === null ? '' : `vm-${view.vmId}`,
 });
 
-const controllerId = z
-  .number()
-  .int()
-  .refine((v) => diskControllerById(v) !== undefined, 'unknown disk controller id')
-  .transform((v) => diskControllerById(v)!);
-const filesystemId = z
-  .number()
-  .int()
-  .refine((v) => filesystemById(v) !== undefined, 'unknown filesystem id')
-  .transform((v) => filesystemById(v)!);
+const controllerId = z.pipe(
+  z.int().check(z.refine((v) => diskControllerById(v) !== undefined, 'unknown disk controller id')),
+  z.transform((v: number) => diskControllerById(v)!),
+);
+const filesystemId = z.pipe(
+  z.int().check(z.refine((v) => filesystemById(v) !== undefined, 'unknown filesystem id')),
+  z.transform((v: number) => filesystemById(v)!),
+);
 
+// CC1's views ignored parameters they did not know: loose objects.
 const caller = { caller_id: id };
-const oneImage = z.object({ ...caller, storage_image_id: id }).passthrough();
+const oneImage = z.looseObject({ ...caller, storage_image_id: id });
 const schemas = {
-  create: z
-    .object({
-      ...caller,
-      name: z.string(),
-      description: z.string().optional(),
-      filesystem: filesystemId.optional(),
-      size: z.number().int().min(1),
-      disk_controller: controllerId,
-    })
-    .passthrough(),
-  get_list: z.object(caller).passthrough(),
+  create: z.looseObject({
+    ...caller,
+    name: z.string(),
+    description: z.optional(z.string()),
+    filesystem: z.optional(filesystemId),
+    size: z.int().check(z.minimum(1)),
+    disk_controller: controllerId,
+  }),
+  get_list: z.looseObject(caller),
   get_by_id: oneImage,
   delete: oneImage,
-  edit: z
-    .object({ ...caller, storage_image_id: id, name: z.string().optional(), description: z.string().optional(), disk_controller: controllerId.optional() })
-    .passthrough(),
-  attach: z.object({ ...caller, storage_image_id: id, vm_id: id }).passthrough(),
-  detach: z.object({ ...caller, storage_image_id: id, vm_id: id.optional() }).passthrough(),
-  get_disk_controllers: z.object(caller).passthrough(),
-  get_filesystems: z.object(caller).passthrough(),
-  admin_get_list: z.object({ ...caller, user_id: id.optional() }).passthrough(),
+  edit: z.looseObject({ ...caller, storage_image_id: id, name: z.optional(z.string()), description: z.optional(z.string()), disk_controller: z.optional(controllerId) }),
+  attach: z.looseObject({ ...caller, storage_image_id: id, vm_id: id }),
+  detach: z.looseObject({ ...caller, storage_image_id: id, vm_id: z.optional(id) }),
+  get_disk_controllers: z.looseObject(caller),
+  get_filesystems: z.looseObject(caller),
+  admin_get_list: z.looseObject({ ...caller, user_id: z.optional(id) }),
 };
 
 export interface Cc1Request {

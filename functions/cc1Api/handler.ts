@@ -21,16 +21,29 @@ const HYPERVISOR_FUNCTIONS = /^\/user\/storage_image\/(attach|detach)\/?$/;
 
 export const cc1Reply = (status: string, data: unknown): HttpResult => json(200, { status, data });
 
-/** Refusals in CC1's form; only what is not the caller's doing keeps its HTTP status. */
-const cc1ErrorReply = (error: unknown, log: Logger): HttpResult => {
+/** CC1's status for a failure that is not the caller's doing: an internal error, a timeout, a host that did not answer. */
+export const CC1_INTERNAL_FAILURE = 'cm_error';
+
+/**
+ * Every outcome in CC1's form, HTTP 200 (as CC1's views answered), but for what API
+ * Gateway answers before a CC1 view would run: a missing token (401), an unknown function (404).
+ * A refusal carries its CC1 code in `status`; anything the caller cannot fix (an
+ * unexpected error, a timeout, a host that did not answer: a 5xx in the REST API) is
+ * `cm_error`, with the reason in `data` (the REST code first: `timeout: ...`).
+ */
+export const cc1ErrorReply = (error: unknown, log: Logger): HttpResult => {
   if (error instanceof DomainError) {
     if (error.code === 'unauthorized' || error.code === 'not_found') return errorReply(error, log);
+    if (error.httpStatus >= 500) return cc1Reply(CC1_INTERNAL_FAILURE, `${error.code}: ${error.message}`);
     return cc1Reply(error.code, '');
   }
   const reply = errorReply(error, log);
-  if (reply.statusCode === 409) return cc1Reply('idempotency_in_progress', '');
-  if (reply.statusCode === 422) return cc1Reply('idempotency_key_reused', '');
-  return reply.statusCode !== undefined && reply.statusCode < 500 ? cc1Reply('validation', '') : reply;
+  const status = reply.statusCode ?? 500;
+  if (status === 409) return cc1Reply('idempotency_in_progress', '');
+  if (status === 422) return cc1Reply('idempotency_key_reused', '');
+  if (status < 500) return cc1Reply('validation', '');
+  const { code, message } = (JSON.parse(String(reply.body ?? '{}')) as { error?: { code?: string; message?: string } }).error ?? {};
+  return cc1Reply(CC1_INTERNAL_FAILURE, `${code ?? 'internal'}: ${message ?? 'Internal error.'}`);
 };
 
 const FUNCTIONS: Record<Cc1RouteDef['scope'], Record<string, Cc1Function>> = { user: USER_FUNCTIONS, admin_cm: ADMIN_FUNCTIONS };

@@ -24,8 +24,8 @@ const router = httpRouter(
   (method, path) => `No route ${method} ${path}.`,
 );
 
-/** The routes that wait on a hypervisor (attach, detach): their timeouts are the host's. */
-const HYPERVISOR_WORK = /\/(attach|detach)\/?$/;
+/** The routes that wait on a hypervisor or storage host (attach, detach, resize): their timeouts are the host's. */
+const HYPERVISOR_WORK = /\/(attach|detach|resize)\/?$/;
 
 export const handler = httpStack(
   async (event: HttpEvent, context) => {

@@ -3,16 +3,17 @@
  * actor, call one use case, shape the reply. Which routes exist is the table in
  * functions/shared/routeTable.ts; the handler routes with @middy/http-router.
  */
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import { filesystemAvailability } from '../../application/filesystemSupport';
 import * as images from '../../application/storageImages';
 import type { ServiceDeps } from '../../application/storageImages';
 import type { StoredEvent } from '../../application/storePorts';
 import { DISK_CONTROLLERS } from '../../domain/catalog';
 import { DomainError } from '../../domain/errors';
-import { DESCRIPTION_MAX } from '../../domain/storageImage';
+import { DESCRIPTION_MAX, SIZE_MAX_MB } from '../../domain/storageImage';
+import { QUOTA_MAX_MB } from '../../application/quotas';
 import { requireAdmin, userActorOf, type Caller } from '../shared/identity';
-import { controllerName, filesystemName, id, parseBody, parseBoolean, parseId, parsePage } from '../shared/input';
+import { controllerName, filesystemName, id, parseBody, parseBoolean, parseId, parseListFilter, parsePage } from '../shared/input';
 import { REST_ROUTES, routeKeyOf, type RestRouteKey, type RouteDef } from '../shared/routeTable';
 
 export interface RouteRequest {
@@ -36,32 +37,27 @@ const ok = (body: unknown): RouteReply => ({ status: 200, body });
 
 // Bodies. `.strict()`: an unknown field is a mistake worth reporting, not ignoring.
 const nameField = z.string();
-const createBody = z
-  .object({
-    name: nameField,
-    description: z.string().max(DESCRIPTION_MAX * 2).optional(), // counted in code points by the domain
-    diskController: controllerName,
-    filesystem: filesystemName.optional(),
-    sizeMb: z.number().int().min(1),
-  })
-  .strict();
-const editBody = z
-  .object({ name: nameField.optional(), description: z.string().optional(), diskController: controllerName.optional() })
-  .strict();
-const attachBody = z.object({ vmId: id }).strict();
-const detachBody = z.object({ vmId: id.optional() }).strict();
-const bootDisksBody = z
-  .object({
-    userId: id,
-    storageImageIds: z
-      .array(id)
-      .min(1)
-      .max(64)
-      .refine((ids) => new Set(ids).size === ids.length, 'must not name an image twice'),
-  })
-  .strict();
+const createBody = z.strictObject({
+  name: nameField,
+  description: z.optional(z.string().check(z.maxLength(DESCRIPTION_MAX * 2))), // counted in code points by the domain
+  diskController: controllerName,
+  filesystem: z.optional(filesystemName),
+  sizeMb: z.int().check(z.minimum(1)),
+});
+const editBody = z.strictObject({ name: z.optional(nameField), description: z.optional(z.string()), diskController: z.optional(controllerName) });
+const attachBody = z.strictObject({ vmId: id });
+const detachBody = z.strictObject({ vmId: z.optional(id) });
+const resizeBody = z.strictObject({ sizeMb: z.int().check(z.minimum(1), z.maximum(SIZE_MAX_MB)) });
+const quotaBody = z.strictObject({ limitMb: z.nullable(z.int().check(z.minimum(0), z.maximum(QUOTA_MAX_MB))) });
+const bootDisksBody = z.strictObject({
+  userId: id,
+  storageImageIds: z
+    .array(id)
+    .check(z.minLength(1), z.maxLength(64), z.refine((ids) => new Set(ids).size === ids.length, 'must not name an image twice')),
+});
 
 const imageId = (request: RouteRequest): number => parseId(request.params.id, 'id');
+const userIdParam = (request: RouteRequest): number => parseId(request.params.userId, 'userId');
 
 const historyOf = (page: { items: StoredEvent[]; nextToken?: string }) => ({
   items: page.items.map((e) => ({ type: e.type, version: e.version, time: e.time, cause: e.cause, data: e.data })),
@@ -85,7 +81,7 @@ export const ROUTE_HANDLERS: Record<RestRouteKey, Route['run']> = {
     );
     return { status: 201, body: view };
   },
-  'GET /storage-images': async ({ caller, query, deps }) => ok(await images.listImages(deps, caller.userId, parsePage(query))),
+  'GET /storage-images': async ({ caller, query, deps }) => ok(await images.listImages(deps, caller.userId, parsePage(query), parseListFilter(query))),
   'GET /storage-images/{id}': async (r) => ok(await images.getImage(r.deps, imageId(r), userActorOf(r.caller))),
   'GET /storage-images/{id}/history': async (r) => ok(historyOf(await images.getHistory(r.deps, imageId(r), userActorOf(r.caller), parsePage(r.query)))),
   'PATCH /storage-images/{id}': async (r) => ok(await images.editImage(r.deps, imageId(r), parseBody(editBody, r.body), userActorOf(r.caller))),
@@ -96,19 +92,39 @@ export const ROUTE_HANDLERS: Record<RestRouteKey, Route['run']> = {
   'GET /filesystems': async ({ deps }) => ok({ items: await filesystemAvailability(deps.storage) }),
   'GET /admin/storage-images': async ({ caller, query, deps }) => {
     requireAdmin(caller);
-    const page = parsePage(query);
     const includeRevoked = parseBoolean(query.includeRevoked, 'includeRevoked');
-    const result =
-      query.userId !== undefined
-        ? await deps.readModel.listByOwner(parseId(query.userId, 'userId'), { ...page, includeRevoked })
-        : await deps.readModel.listAll({ ...page, includeRevoked });
-    return ok(result);
+    const userId = query.userId !== undefined ? parseId(query.userId, 'userId') : undefined;
+    return ok(await images.listAllImages(deps, parsePage(query), { ...parseListFilter(query), includeRevoked, ...(userId !== undefined ? { userId } : {}) }));
   },
   'GET /admin/storage-images/{id}': async (r) => ok(await images.getImage(r.deps, imageId(r), requireAdmin(r.caller))),
-  'DELETE /admin/storage-images/{id}': async (r) => ok(await images.revokeImage(r.deps, imageId(r), requireAdmin(r.caller))),
+  'DELETE /admin/storage-images/{id}': async (r) => {
+    const actor = requireAdmin(r.caller);
+    const force = parseBoolean(r.query.force, 'force');
+    return ok(await (force ? images.forceRevokeImage : images.revokeImage)(r.deps, imageId(r), actor));
+  },
+  // Any image's trail, a revoked one's too (checkReadAccess lets an admin read those).
+  'GET /admin/storage-images/{id}/history': async (r) =>
+    ok(historyOf(await images.getHistory(r.deps, imageId(r), requireAdmin(r.caller), parsePage(r.query)))),
   'POST /admin/storage-images/{id}/detach': async (r) => {
     const actor = requireAdmin(r.caller);
-    return ok(await images.detachImage(r.deps, imageId(r), parseBody(detachBody, r.body).vmId, actor));
+    const { vmId } = parseBody(detachBody, r.body);
+    // force: in the records only (the host is dead), audited with reason `forced`.
+    return ok(await (parseBoolean(r.query.force, 'force') ? images.forceDetachImage : images.detachImage)(r.deps, imageId(r), vmId, actor));
+  },
+  'POST /admin/storage-images/{id}/retry': async (r) => ok(await images.retryDiskFile(r.deps, imageId(r), requireAdmin(r.caller))),
+  'POST /storage-images/{id}/resize': async (r) => ok(await images.resizeImage(r.deps, imageId(r), parseBody(resizeBody, r.body).sizeMb, userActorOf(r.caller))),
+  'GET /quota': async ({ caller, deps }) => {
+    const { limitMb, usedMb } = await images.quotaOf(deps, caller.userId);
+    return ok({ limitMb, usedMb });
+  },
+  'GET /admin/users/{userId}/quota': async (r) => {
+    requireAdmin(r.caller);
+    return ok(await images.quotaOf(r.deps, userIdParam(r)));
+  },
+  'PUT /admin/users/{userId}/quota': async (r) => {
+    const actor = requireAdmin(r.caller);
+    const userId = userIdParam(r);
+    return ok(await images.setQuota(r.deps, userId, parseBody(quotaBody, r.body).limitMb, actor));
   },
   'POST /vms/{vmId}/disks': async (r) => {
     const actor = portalOrAdmin(r.caller);

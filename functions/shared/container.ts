@@ -50,13 +50,14 @@ const noHostsHere = (config: RuntimeConfig): Hosts => {
   };
   const storages = storagesOf(config);
   return {
-    hypervisor: { attachDisk: refuse, detachDisk: refuse, listDisks: refuse },
+    hypervisor: { attachDisk: refuse, detachDisk: refuse, listDisks: refuse, resizeDisk: refuse },
     storage: {
       storageIds: storages.map((s) => s.id),
       freeSpaceMb: refuse,
       mkfsTools: refuse,
       createDiskFile: refuse,
       deleteDiskFile: refuse,
+      resizeDiskFile: refuse,
       pathOf: (ref) => diskFilePath(storages, ref),
     },
   };

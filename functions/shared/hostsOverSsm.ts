@@ -29,6 +29,7 @@ export const hostsOverSsm = (config: RuntimeConfig, client?: SSMClient): Hosts =
     attachDisk: (request) => hv().attachDisk(request),
     detachDisk: (request) => hv().detachDisk(request),
     listDisks: (target) => hv().listDisks(target),
+    resizeDisk: (request) => hv().resizeDisk(request),
   };
   const storagePort: StorageHost = {
     storageIds: storages.map((s) => s.id),
@@ -36,6 +37,7 @@ export const hostsOverSsm = (config: RuntimeConfig, client?: SSMClient): Hosts =
     mkfsTools: (storage) => st().mkfsTools(storage),
     createDiskFile: (request) => st().createDiskFile(request),
     deleteDiskFile: (request) => st().deleteDiskFile(request),
+    resizeDiskFile: (request) => st().resizeDiskFile(request),
     pathOf: (ref) => diskFilePath(storages, ref),
   };
   return { hypervisor: hypervisorPort, storage: storagePort };

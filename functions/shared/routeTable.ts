@@ -5,7 +5,7 @@
  * and the tests check docs/openapi.yaml and the template against this table.
  * There is no catch-all route: a path not listed here is a 404 from API Gateway.
  */
-export type Method = 'GET' | 'POST' | 'PATCH' | 'DELETE';
+export type Method = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 export interface RouteDef {
   method: Method;
   /** API Gateway style: /storage-images/{id} */
@@ -22,12 +22,18 @@ export const REST_ROUTES = [
   { method: 'GET', path: '/storage-images/{id}/history' },
   { method: 'POST', path: '/storage-images/{id}/attach' },
   { method: 'POST', path: '/storage-images/{id}/detach' },
+  { method: 'POST', path: '/storage-images/{id}/resize' },
   { method: 'GET', path: '/disk-controllers' },
   { method: 'GET', path: '/filesystems' },
   { method: 'GET', path: '/admin/storage-images' },
   { method: 'GET', path: '/admin/storage-images/{id}' },
   { method: 'DELETE', path: '/admin/storage-images/{id}' },
+  { method: 'GET', path: '/admin/storage-images/{id}/history' },
   { method: 'POST', path: '/admin/storage-images/{id}/detach' },
+  { method: 'POST', path: '/admin/storage-images/{id}/retry' },
+  { method: 'GET', path: '/quota' },
+  { method: 'GET', path: '/admin/users/{userId}/quota' },
+  { method: 'PUT', path: '/admin/users/{userId}/quota' },
   { method: 'POST', path: '/vms/{vmId}/disks' },
   { method: 'GET', path: '/vms/{vmId}/disks' },
 ] as const satisfies readonly RouteDef[];

@@ -3,7 +3,8 @@
  * answered 500; it must answer 503, and say whose fault it is. Only a request that ran
  * virsh on a hypervisor host (attach, detach) answers `hypervisor_unavailable`; any other
  * route (a read under overload) answers `timeout`, so that overload never passes for a
- * host's fault. Both APIs, through the local HTTP server, with a 1.5 s Lambda time.
+ * host's fault. Both APIs, through the local HTTP server, with a 1.5 s Lambda time; the
+ * CC1 API answers both as CC1 did, HTTP 200 `cm_error`, with the reason in `data`.
  *
  * The slowness is real where it can be: the simulated host sleeps before it answers
  * (`setDomainDelay`). A slow read is the read model held until the reply came back.
@@ -94,12 +95,12 @@ test('REST: a read that cannot finish in time is a 503 timeout, never hypervisor
   expect((await client.send({ method: 'GET', path: '/storage-images', token: tokens.owner })).status).toBe(200);
 });
 
-test('CC1: the same two timeouts keep their distinct codes (attach: hypervisor_unavailable; get_list: timeout)', async () => {
+test('CC1: both timeouts are HTTP 200 cm_error, as CC1 answered; the reason says which (attach: hypervisor_unavailable; get_list: timeout)', async () => {
   const id = await readyImage('slow host cc1');
   await setDomainDelay(stack.simulatedStateFile, `vm-${VM}-${OWNER}`, HOST_DELAY_MS);
   try {
     const reply = await client.send({ method: 'POST', path: '/user/storage_image/attach/', token: tokens.owner, body: { caller_id: OWNER, storage_image_id: id, vm_id: VM } });
-    expect({ status: reply.status, code: (reply.json as { error?: { code?: string } }).error?.code }).toEqual({ status: 503, code: 'hypervisor_unavailable' });
+    expect({ http: reply.status, body: reply.json }).toEqual({ http: 200, body: { status: 'cm_error', data: expect.stringMatching(/^hypervisor_unavailable: /) } });
   } finally {
     await setDomainDelay(stack.simulatedStateFile, `vm-${VM}-${OWNER}`, 0);
   }
@@ -108,7 +109,7 @@ test('CC1: the same two timeouts keep their distinct codes (attach: hypervisor_u
   const release = holdListings();
   try {
     const reply = await client.send({ method: 'POST', path: '/user/storage_image/get_list/', token: tokens.owner, body: { caller_id: OWNER } });
-    expect({ status: reply.status, code: (reply.json as { error?: { code?: string } }).error?.code }).toEqual({ status: 503, code: 'timeout' });
+    expect({ http: reply.status, body: reply.json }).toEqual({ http: 200, body: { status: 'cm_error', data: expect.stringMatching(/^timeout: /) } });
   } finally {
     release();
   }

@@ -298,6 +298,7 @@ if (mode.missingInCi) {
       attachDisk: wedged('attachDisk', (r) => real.attachDisk(r)),
       detachDisk: wedged('detachDisk', (r) => real.detachDisk(r)),
       listDisks: wedged('listDisks', (t) => real.listDisks(t)),
+      resizeDisk: wedged('resizeDisk', (r) => real.resizeDisk(r)),
     };
     const withWedged: ServiceDeps = { ...deps, hypervisor };
 

@@ -142,7 +142,7 @@ test('the matrix names every REST route and every CC1 function', () => {
 test(`every cell: ${MATRIX.length} routes x ${CALLERS.length} callers, and ${CROSS.length} object-level cases`, async () => {
   const shared = await freshFixture(false);
   // Mutating rows: a fixture per cell that gets past the token, made up front.
-  const needsFile = (route: string) => /attach/.test(route) && !/detach/.test(route);
+  const needsFile = (route: string) => /attach|resize/.test(route) && !/detach/.test(route);
   const fixtures = new Map<string, Fixture>();
   const wanted = MATRIX.filter((r) => r.mutates).flatMap((r) => (['other', 'owner', 'portal', 'admin'] as const).map((who) => ({ r, who })));
   for (let i = 0; i < wanted.length; i += 8) {

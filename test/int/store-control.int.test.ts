@@ -252,7 +252,7 @@ describe('quota ledger (entries committed with Created and Revoked)', () => {
     expect((await stores.quota.entry(QUOTA_USER)).images).toEqual(Object.fromEntries(live.map((id) => [id, 100])));
   });
 
-  it('a size above the limit is refused before any request; a revoke gives the room back', async () => {
+  it('a size above the limit is refused by the transaction condition, writing nothing; a revoke gives the room back', async () => {
     const { stores, local } = dynamo();
     const client = local.newClient();
     const counter = countRequests(client);
@@ -263,7 +263,7 @@ describe('quota ledger (entries committed with Created and Revoked)', () => {
         quota: { reserve: { userId: 52, imageId: 900, sizeMb: 2000, limitMb: 1000 } },
       }),
     ).rejects.toThrow(/uses 0 MB of 1000 MB/);
-    expect(counter.count()).toBe(0);
+    expect(counter.count()).toBe(1); // refused by the transaction's condition: nothing written
     const deps = serviceDeps(stores, { defaultQuotaMb: 1000 });
     const a = await createImage(deps, { ...input(1), sizeMb: 600 }, { kind: 'user', userId: 52 });
     await markReady(deps, [a.id]);

@@ -71,3 +71,11 @@ export const checkRestReply = (method: string, pathWithQuery: string, status: nu
     );
   }
 };
+
+/** Throws when `value` does not match the component schema `name` of docs/openapi.yaml. */
+export const checkComponentSchema = (name: string, value: unknown): void => {
+  const { ajv } = contract();
+  const validate = ajv.getSchema(`openapi.yaml#/components/schemas/${name}`);
+  if (!validate) throw new Error(`OpenAPI: no schema ${name}`);
+  if (!validate(value)) throw new Error(`OpenAPI: does not match ${name}: ${ajv.errorsText(validate.errors)}\nvalue: ${JSON.stringify(value)}`);
+};

@@ -72,6 +72,7 @@ const main = async () => {
         await stopHere('after-virsh-detach');
       },
       listDisks: (t) => deps.hypervisor.listDisks(t),
+      resizeDisk: (r) => deps.hypervisor.resizeDisk(r),
     },
   };
   const actor = { kind: 'user' as const, userId: run.userId };

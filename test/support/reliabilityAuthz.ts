@@ -109,6 +109,25 @@ export const MATRIX: MatrixRow[] = [
   { api: 'REST', route: 'GET /filesystems', mutates: false, request: () => ({ method: 'GET', path: '/filesystems' }), expect: anyone('200') },
   { api: 'REST', route: 'GET /admin/storage-images', mutates: false, request: () => ({ method: 'GET', path: '/admin/storage-images' }), expect: adminOnly('200') },
   { api: 'REST', route: 'GET /admin/storage-images/{id}', mutates: false, request: (f) => ({ method: 'GET', path: `/admin/storage-images/${f.imageId}` }), expect: adminOnly('200') },
+  {
+    api: 'REST',
+    route: 'POST /storage-images/{id}/resize',
+    mutates: true,
+    request: (f) => ({ method: 'POST', path: `/storage-images/${f.imageId}/resize`, body: { sizeMb: 2 } }),
+    expect: ownerOnly('200'),
+  },
+  { api: 'REST', route: 'GET /quota', mutates: false, request: () => ({ method: 'GET', path: '/quota' }), expect: anyone('200') },
+  { api: 'REST', route: 'GET /admin/users/{userId}/quota', mutates: false, request: (_f, _who, ids) => ({ method: 'GET', path: `/admin/users/${ids.owner}/quota` }), expect: adminOnly('200') },
+  {
+    api: 'REST',
+    route: 'PUT /admin/users/{userId}/quota',
+    mutates: true,
+    request: (_f, _who, ids) => ({ method: 'PUT', path: `/admin/users/${ids.owner}/quota`, body: { limitMb: 100_000 } }),
+    expect: adminOnly('200'),
+  },
+  // The fixture's image is ok: an admin gets through the permission check to the rule that only a failed or stuck disk is retried.
+  { api: 'REST', route: 'POST /admin/storage-images/{id}/retry', mutates: true, request: (f) => ({ method: 'POST', path: `/admin/storage-images/${f.imageId}/retry` }), expect: adminOnly('409 image_retry') },
+  { api: 'REST', route: 'GET /admin/storage-images/{id}/history', mutates: false, request: (f) => ({ method: 'GET', path: `/admin/storage-images/${f.imageId}/history` }), expect: adminOnly('200') },
   { api: 'REST', route: 'DELETE /admin/storage-images/{id}', mutates: true, request: (f) => ({ method: 'DELETE', path: `/admin/storage-images/${f.imageId}` }), expect: adminOnly('200') },
   {
     api: 'REST',

@@ -20,7 +20,7 @@ import { StorageImagesStack } from '../../infra/storageImagesStack';
 
 jest.setTimeout(120_000);
 
-const FUNCTIONS = ['restApi', 'cc1Api', 'vmEvents', 'projector', 'diskFiles', 'reconciler'] as const;
+const FUNCTIONS = ['restApi', 'cc1Api', 'vmEvents', 'projector', 'diskFiles', 'changeNotifications', 'reconciler'] as const;
 
 /**
  * A throw-away project with one-line handlers: these tests are about the
@@ -289,7 +289,7 @@ describe('the stack with its defaults (a Cognito user pool)', () => {
       });
     });
 
-    it('feeds diskFiles only StorageImageCreated and StorageImageRevoked, with its own dead-letter queue', () => {
+    it('feeds diskFiles only StorageImageCreated, StorageImageDiskRetried and StorageImageRevoked, with its own dead-letter queue', () => {
       const m = mappingOf('diskFiles');
       expect(m.Properties).toMatchObject({
         FunctionResponseTypes: ['ReportBatchItemFailures'],
@@ -300,13 +300,33 @@ describe('the stack with its defaults (a Cognito user pool)', () => {
       const [filter] = m.Properties.FilterCriteria.Filters;
       expect(JSON.parse(filter.Pattern)).toEqual({
         eventName: ['INSERT'],
-        dynamodb: { NewImage: { type: { S: ['StorageImageCreated', 'StorageImageRevoked'] } } },
+        dynamodb: { NewImage: { type: { S: ['StorageImageCreated', 'StorageImageDiskRetried', 'StorageImageRevoked'] } } },
+      });
+    });
+
+    it('feeds changeNotifications only the event types that change state or attachment, with its own dead-letter queue', () => {
+      const m = mappingOf('changeNotifications');
+      expect(m.Properties).toMatchObject({
+        EventSourceArn: { 'Fn::GetAtt': [expect.stringMatching('^EventsTable'), 'StreamArn'] },
+        FunctionResponseTypes: ['ReportBatchItemFailures'],
+        BisectBatchOnFunctionError: true,
+        MaximumRetryAttempts: 10,
+        DestinationConfig: { OnFailure: { Destination: { 'Fn::GetAtt': [expect.stringMatching('^ChangeNotificationsDlq'), 'Arn'] } } },
+      });
+      const [filter] = m.Properties.FilterCriteria.Filters;
+      expect(JSON.parse(filter.Pattern)).toEqual({
+        eventName: ['INSERT'],
+        dynamodb: {
+          NewImage: {
+            type: { S: ['StorageImageCreated', 'StorageImageDiskReady', 'StorageImageDiskFailed', 'StorageImageDiskRetried', 'StorageImageAttached', 'StorageImageDetached', 'StorageImageRevoked'] },
+          },
+        },
       });
     });
 
     it('dead-letter queues are encrypted and refuse plain HTTP', () => {
       const queues = resourcesOf(t, 'AWS::SQS::Queue');
-      expect(Object.keys(queues)).toHaveLength(3);
+      expect(Object.keys(queues)).toHaveLength(4);
       for (const q of Object.values(queues)) expect(q.Properties.SqsManagedSseEnabled).toBe(true);
       const policies = Object.values(resourcesOf(t, 'AWS::SQS::QueuePolicy'));
       for (const id of Object.keys(queues)) {
@@ -354,6 +374,21 @@ describe('the stack with its defaults (a Cognito user pool)', () => {
         ]),
       );
       expect(schedules).toHaveLength(1);
+    });
+
+    it('lets changeNotifications put events on the bus and nowhere else (least privilege), naming the bus in its environment', () => {
+      const [busId] = only(resourcesOf(t, 'AWS::Events::EventBus'));
+      const puts = statementsOf(t, 'changeNotifications').filter((s) => actionsOf(s).some((a: string) => a.startsWith('events:')));
+      expect(puts).toEqual([expect.objectContaining({ Effect: 'Allow', Action: 'events:PutEvents', Resource: { 'Fn::GetAtt': [busId, 'Arn'] } })]);
+      // No table access: it reads the stream only (the event source mapping's actions).
+      const dynamo = statementsOf(t, 'changeNotifications').flatMap(actionsOf).filter((a: string) => a.startsWith('dynamodb:'));
+      expect(dynamo.sort()).toEqual(['dynamodb:DescribeStream', 'dynamodb:GetRecords', 'dynamodb:GetShardIterator', 'dynamodb:ListStreams']);
+      const fn = resourcesOf(t, 'AWS::Lambda::Function')[functionId(t, 'changeNotifications')]!;
+      expect(fn.Properties.Environment.Variables.CHANGE_EVENT_BUS_NAME).toEqual({ Ref: busId });
+      // No other function may put events.
+      for (const name of FUNCTIONS.filter((n) => n !== 'changeNotifications')) {
+        expect({ name, puts: statementsOf(t, name).flatMap(actionsOf).filter((a: string) => a.startsWith('events:')) }).toEqual({ name, puts: [] });
+      }
     });
 
     it('lets the hosts put events on the bus (host role) and be managed by SSM', () => {
@@ -430,7 +465,7 @@ describe('the stack with its defaults (a Cognito user pool)', () => {
           .sort(byJson);
       const byJson = (a: unknown, b: unknown) => JSON.stringify(a).localeCompare(JSON.stringify(b));
       const hypervisor = ['attachDisk', 'detachDisk', 'listDisks', 'storageTools'].map((k) => documentArn(docId(k))).sort(byJson);
-      expect(docsOf('restApi')).toEqual(hypervisor);
+      expect(docsOf('restApi')).toEqual([...hypervisor, ...['blockResize', 'resizeDiskFile'].map((k) => documentArn(docId(k)))].sort(byJson));
       expect(docsOf('cc1Api')).toEqual(hypervisor);
       expect(docsOf('diskFiles')).toEqual(['storageFreeSpace', 'createDiskFile', 'deleteDiskFile'].map((k) => documentArn(docId(k))).sort(byJson));
       expect(docsOf('reconciler')).toHaveLength(Object.keys(DOCUMENTS).length);
@@ -448,7 +483,7 @@ describe('the stack with its defaults (a Cognito user pool)', () => {
           [
             ...xray,
             ...(['restApi', 'cc1Api', 'diskFiles', 'reconciler'].includes(name) ? ssm : []),
-            ...(name === 'diskFiles' || name === 'projector' ? ['dynamodb:ListStreams'] : []),
+            ...(name === 'diskFiles' || name === 'projector' || name === 'changeNotifications' ? ['dynamodb:ListStreams'] : []),
           ].sort(),
         );
       }
@@ -538,7 +573,7 @@ describe('the stack with its defaults (a Cognito user pool)', () => {
       expect(topic.Properties.KmsMasterKeyId).toBeDefined();
       for (const a of alarms()) expect(a.Properties.AlarmActions).toEqual([{ Ref: topicId }]);
       expect(byMetric('Errors')).toHaveLength(FUNCTIONS.length);
-      expect(byMetric('ApproximateNumberOfMessagesVisible')).toHaveLength(3);
+      expect(byMetric('ApproximateNumberOfMessagesVisible')).toHaveLength(4);
       for (const a of byMetric('ApproximateNumberOfMessagesVisible')) {
         expect(a.Properties).toMatchObject({ Threshold: 0, ComparisonOperator: 'GreaterThanThreshold' });
       }

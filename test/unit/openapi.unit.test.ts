@@ -81,10 +81,10 @@ describe('docs/openapi.yaml', () => {
     }
   });
 
-  test('lists take limit and nextToken; the admin list userId and includeRevoked', () => {
+  test('lists take limit, nextToken and the state and vmId filters; the admin list userId and includeRevoked', () => {
     const queryOf = (path: string) => (doc.paths[path].get.parameters as any[]).map(deref).filter((p) => p.in === 'query').map((p) => p.name).sort();
-    expect(queryOf('/storage-images')).toEqual(['limit', 'nextToken']);
-    expect(queryOf('/admin/storage-images')).toEqual(['includeRevoked', 'limit', 'nextToken', 'userId']);
+    expect(queryOf('/storage-images')).toEqual(['limit', 'nextToken', 'state', 'vmId']);
+    expect(queryOf('/admin/storage-images')).toEqual(['includeRevoked', 'limit', 'nextToken', 'state', 'userId', 'vmId']);
   });
 
   test('every write takes the Idempotency-Key header; reads do not', () => {
@@ -153,7 +153,7 @@ describe('docs/openapi.yaml', () => {
       const reached = new Error('deps reached');
       const deps = new Proxy({}, { get: () => { throw reached; } }) as RouteRequest['deps'];
       try {
-        await route.run({ caller: { userId: 42, isAdmin: true, isPortal: true }, params: { id: '1', vmId: '5' }, query: {}, body, deps });
+        await route.run({ caller: { userId: 42, isAdmin: true, isPortal: true }, params: { id: '1', vmId: '5', userId: '7' }, query: {}, body, deps });
         return true;
       } catch (error) {
         if (error === reached) return true;
@@ -171,6 +171,9 @@ describe('docs/openapi.yaml', () => {
       ['POST', '/storage-images/{id}/detach', 'DetachBody', { vmId: 5 }],
       ['POST', '/storage-images/{id}/detach', 'DetachBody', {}],
       ['POST', '/admin/storage-images/{id}/detach', 'DetachBody', {}],
+      ['POST', '/storage-images/{id}/resize', 'ResizeBody', { sizeMb: 20 }],
+      ['PUT', '/admin/users/{userId}/quota', 'QuotaBody', { limitMb: 500 }],
+      ['PUT', '/admin/users/{userId}/quota', 'QuotaBody', { limitMb: null }],
       ['POST', '/vms/{vmId}/disks', 'BootDisksBody', { userId: 42, storageImageIds: [1, 2] }],
     ];
 

@@ -736,3 +736,85 @@ describe('create and edit: text must be well-formed', () => {
     given([]).when({ ...base, name: '😀'.repeat(45) }, owner).then([{ type: 'StorageImageCreated', data: { imageId: 1, userId: 7101, name: '😀'.repeat(45), description: '', diskController: 'virtio', filesystem: 'raw', sizeMb: 1 }, cause: { kind: 'user', userId: 7101 } }]);
   });
 });
+
+// ---------------------------------------------------------------------------
+// SPEC 4.7: repair and resize
+
+const asForcingAdmin = ctx({ kind: 'admin', userId: ADMIN, reason: 'forced' });
+const forcedCause = { kind: 'admin' as const, userId: ADMIN, reason: 'forced' };
+const FORCE_REVOKE: StorageImageCommand = { type: 'ForceRevokeStorageImage' };
+const RETRY: StorageImageCommand = { type: 'RetryDiskFile' };
+const resize = (sizeMb: number): StorageImageCommand => ({ type: 'ResizeStorageImage', sizeMb });
+
+describe('force revoke (admin repair): any state but attached', () => {
+  test('a failed and a stuck adding image are revoked, marked forced', () => {
+    given(FAILED).when(FORCE_REVOKE, asForcingAdmin).then([{ type: 'StorageImageRevoked', data: { forced: true }, cause: forcedCause }]);
+    given(ADDING).when(FORCE_REVOKE, asForcingAdmin).then([{ type: 'StorageImageRevoked', data: { forced: true }, cause: forcedCause }]);
+  });
+  test('an ok image is revoked as by the owner; a revoked one changes nothing', () => {
+    given(OK).when(FORCE_REVOKE, asForcingAdmin).then([{ type: 'StorageImageRevoked', data: {}, cause: forcedCause }]);
+    given(REVOKED).when(FORCE_REVOKE, asForcingAdmin).thenNothing();
+  });
+  test('attached or being attached: image_attached', () => {
+    given(ATTACHED).when(FORCE_REVOKE, asForcingAdmin).thenFails('image_attached');
+    given(ATTACHING).when(FORCE_REVOKE, asForcingAdmin).thenFails('image_attached');
+  });
+  test('only admins (and the system) repair: the owner gets admin_required', () => {
+    given(FAILED).when(FORCE_REVOKE, asOwner).thenFails('admin_required');
+  });
+});
+
+describe('disk retry (admin repair)', () => {
+  test('a failed or adding image goes back to adding', () => {
+    given(FAILED).when(RETRY, asAdmin).then([{ type: 'StorageImageDiskRetried', data: { from: 'failed' }, cause: adminCause }]);
+    given(ADDING).when(RETRY, asAdmin).then([{ type: 'StorageImageDiskRetried', data: { from: 'adding' }, cause: adminCause }]);
+    given([...FAILED, { type: 'StorageImageDiskRetried', data: { from: 'failed' }, time: NOW, cause: adminCause }]).when(MARK_READY, asDiskWorker).then([
+      { type: 'StorageImageDiskReady', data: { storage: 'default' }, cause: diskCause },
+    ]);
+  });
+  test('ok or revoked: image_retry; the owner: admin_required', () => {
+    given(OK).when(RETRY, asAdmin).thenFails('image_retry');
+    given(REVOKED).when(RETRY, asAdmin).thenFails('image_retry');
+    given(FAILED).when(RETRY, asOwner).thenFails('admin_required');
+  });
+});
+
+describe('force detach (admin repair): records only', () => {
+  test('attached: Detached with reason forced; being attached: AttachFailed', () => {
+    given(ATTACHED).when({ type: 'ForceDetach' }, asForcingAdmin).then([{ type: 'StorageImageDetached', data: { vmId: VM, diskDev: 'vdb', attachId: ATTACH }, cause: forcedCause }]);
+    given(ATTACHING).when({ type: 'ForceDetach', vmId: VM }, asForcingAdmin).then([
+      { type: 'StorageImageAttachFailed', data: { vmId: VM, diskDev: 'vdb', reason: 'forced detach', attachId: ATTACH }, cause: forcedCause },
+    ]);
+  });
+  test('not attached, or on another VM: storage_image_detach; the owner: admin_required', () => {
+    given(OK).when({ type: 'ForceDetach' }, asForcingAdmin).thenFails('storage_image_detach');
+    given(ATTACHED).when({ type: 'ForceDetach', vmId: VM + 1 }, asForcingAdmin).thenFails('storage_image_detach');
+    given(ATTACHED).when({ type: 'ForceDetach' }, asOwner).thenFails('admin_required');
+  });
+});
+
+describe('resize: larger only, ok images, attached only on virtio', () => {
+  test('a detached image grows; the event says from and to', () => {
+    given(OK).when(resize(200), asOwner).then([{ type: 'StorageImageResized', data: { fromMb: 100, toMb: 200 }, cause: ownerCause }]);
+  });
+  test('an attached virtio image grows (live); other buses: image_attached; an attach in progress: image_attached', () => {
+    given(ATTACHED).when(resize(200), asOwner).then([{ type: 'StorageImageResized', data: { fromMb: 100, toMb: 200 }, cause: ownerCause }]);
+    given([created({ diskController: 'sata' }), ready, attached(VM, 'sdb', 'boot')]).when(resize(200), asOwner).thenFails('image_attached');
+    given(ATTACHING).when(resize(200), asOwner).thenFails('image_attached');
+  });
+  test('smaller or too large: image_invalid_size; the same size again changes nothing (a retry)', () => {
+    given(OK).when(resize(50), asOwner).thenFails('image_invalid_size');
+    given(OK).when(resize(2_000_001), asOwner).thenFails('image_invalid_size');
+    given(OK).when(resize(100), asOwner).thenNothing();
+  });
+  test('adding, failed, revoked: image_resize; someone else: image_permission', () => {
+    given(ADDING).when(resize(200), asOwner).thenFails('image_resize');
+    given(FAILED).when(resize(200), asOwner).thenFails('image_resize');
+    given(REVOKED).when(resize(200), asOwner).thenFails('image_resize');
+    given(OK).when(resize(200), asStranger).thenFails('image_permission');
+  });
+  test('evolve: the new size is the image size', () => {
+    const state = fold([...OK, { type: 'StorageImageResized', data: { fromMb: 100, toMb: 200 }, time: NOW, cause: ownerCause }]);
+    expect(state.status === 'ok' && state.image.sizeMb).toBe(200);
+  });
+});

@@ -106,9 +106,13 @@ describe('event store errors (commit: one TransactWriteItems)', () => {
     expect(e1).toBeDefined();
   });
 
-  it('a quota size above the limit is refused before any request', async () => {
-    await expect(commit({ quota: { reserve: { userId: 7, imageId: 1, sizeMb: 2000, limitMb: 1000 } } })).rejects.toBeInstanceOf(QuotaExceededError);
-    expect(mock.calls()).toHaveLength(0);
+  it('a size above the limit can never pass the condition, not even on a user\'s first image', async () => {
+    mock.on(TransactWriteCommand).resolves({});
+    await commit({ quota: { reserve: { userId: 7, imageId: 1, sizeMb: 2000, limitMb: 1000 } } });
+    const quota = (mock.commandCalls(TransactWriteCommand)[0]!.args[0].input.TransactItems ?? []).at(-1)!.Update!;
+    // No `attribute_not_exists(usedMb)` escape: a missing usedMb fails `usedMb <= -1000`.
+    expect(quota.ConditionExpression).not.toMatch(/attribute_not_exists\(usedMb\)/);
+    expect(quota.ExpressionAttributeValues).toMatchObject({ ':room': -1000 });
   });
 });
 
@@ -201,7 +205,7 @@ describe('table definitions', () => {
     expect(tableNames('cc1').images(3)).toBe('cc1-images-v3');
     const input = createTableInput('cc1', imagesTable(2));
     expect(input.TableName).toBe('cc1-images-v2');
-    expect(input.AttributeDefinitions.map((a) => a.AttributeName).sort()).toEqual(['id', 'userId', 'vmId']);
-    expect(input.GlobalSecondaryIndexes?.map((g) => g.IndexName)).toEqual(['byId', 'byVm']);
+    expect(input.AttributeDefinitions.map((a) => a.AttributeName).sort()).toEqual(['id', 'state', 'userId', 'vmId']);
+    expect(input.GlobalSecondaryIndexes?.map((g) => g.IndexName)).toEqual(['byId', 'byVm', 'byOwnerState', 'byState']);
   });
 });

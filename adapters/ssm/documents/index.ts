@@ -233,6 +233,55 @@ printf '%s\\n' "$out" | awk 'NR > 2 && NF >= 4 {
   ],
 };
 
+/**
+ * Grows an attached disk live: `virsh blockresize` (QEMU's block_resize: the guest sees
+ * the new capacity; for a raw file the file grows). Confirmed with `domblkinfo`; a
+ * disk at that size already is a success (a retry), a larger one is refused.
+ */
+const blockResize: SsmCommandDocument = {
+  schemaVersion: '2.2',
+  description: 'CC1: grow a disk of a running libvirt domain live (virsh blockresize), confirmed by domblkinfo. Never shrinks.',
+  parameters: {
+    Domain: param('libvirt domain name, vm-<vmId>-<userId>', PATTERNS.domain),
+    Dev: param('guest device, e.g. vdb', PATTERNS.dev),
+    SizeMb: param('new size in MiB (1..9999999), not smaller than the disk', PATTERNS.sizeMb),
+    LibvirtUri: libvirtUriParam,
+  },
+  mainSteps: [
+    step(
+      'blockResize',
+      `
+${noNewlines('SSM_Domain', 'SSM_Dev', 'SSM_SizeMb', 'SSM_LibvirtUri')}
+${lookUpDomain}
+${sourceOf}
+if [ -z "$(source_of "$SSM_Dev")" ]; then
+  echo "CC1_ERROR=failed: $SSM_Dev is not a disk of $SSM_Domain" >&2; exit ${EXIT.failed}
+fi
+bytes=$(( SSM_SizeMb * 1048576 ))
+capacity() { v domblkinfo "$SSM_Domain" "$SSM_Dev" 2>/dev/null | awk '$1 == "Capacity:" { print $2 }'; }
+current=$(capacity)
+case "$current" in ''|*[!0-9]*) echo "CC1_ERROR=failed: virsh domblkinfo $SSM_Dev: no capacity" >&2; exit ${EXIT.failed};; esac
+if [ "$current" -eq "$bytes" ]; then echo "CC1_OK: $SSM_Dev is $SSM_SizeMb MiB already"; exit 0; fi
+if [ "$current" -gt "$bytes" ]; then
+  echo "CC1_ERROR=failed: $SSM_Dev has $current bytes: larger than $SSM_SizeMb MiB (a disk never shrinks)" >&2; exit ${EXIT.failed}
+fi
+if ! out=$(v blockresize "$SSM_Domain" "$SSM_Dev" "\${SSM_SizeMb}M" 2>&1); then
+  case "$out" in
+    *"failed to get domain"*) echo "CC1_ERROR=unknown_domain: $out" >&2; exit ${EXIT.unknownDomain};;
+  esac
+  echo "CC1_ERROR=failed: virsh blockresize: $out" >&2; exit ${EXIT.failed}
+fi
+now=$(capacity)
+if [ "$now" != "$bytes" ]; then
+  echo "CC1_ERROR=not_confirmed: virsh blockresize returned but domblkinfo shows $now bytes" >&2; exit ${EXIT.notConfirmed}
+fi
+echo "CC1_OK: $SSM_Dev of $SSM_Domain grew to $SSM_SizeMb MiB"
+`,
+      60,
+    ),
+  ],
+};
+
 const createDiskFile: SsmCommandDocument = {
   schemaVersion: '2.2',
   description:
@@ -309,6 +358,42 @@ echo "CC1_OK: removed $dir/$SSM_ImageId"
   ],
 };
 
+/**
+ * Grows a disk file (CreateDiskFile's family). `truncate -s` to a larger size only adds
+ * a sparse tail: the data and the partition table stay; growing the partition and the
+ * filesystem inside is the guest's business (as with EBS and Cinder). A smaller target is
+ * refused (never shrinks), the same size is a success (a retry).
+ */
+const resizeDiskFile: SsmCommandDocument = {
+  schemaVersion: '2.2',
+  description: 'CC1: grow the raw disk file <StoragePath>/<UserId>/<ImageId> to SizeMb MiB (truncate; never shrinks). Idempotent.',
+  parameters: {
+    StoragePath: param('storage root on the storage host', PATTERNS.file),
+    UserId: param('owner user id', PATTERNS.id),
+    ImageId: param('storage image id', PATTERNS.id),
+    SizeMb: param('new size in MiB (1..9999999), not smaller than the file', PATTERNS.sizeMb),
+  },
+  mainSteps: [
+    step(
+      'resizeDiskFile',
+      `
+${noNewlines('SSM_StoragePath', 'SSM_UserId', 'SSM_ImageId', 'SSM_SizeMb')}
+fail() { echo "CC1_ERROR=failed: $*" >&2; exit ${EXIT.failed}; }
+file="$SSM_StoragePath/$SSM_UserId/$SSM_ImageId"
+[ -f "$file" ] || fail "no disk file $file"
+bytes=$(( SSM_SizeMb * 1048576 ))
+current=$(stat -c %s "$file") || fail "stat $file"
+if [ "$current" -eq "$bytes" ]; then echo "CC1_OK: $file is $SSM_SizeMb MiB already"; exit 0; fi
+[ "$current" -lt "$bytes" ] || fail "$file is $current bytes: larger than $SSM_SizeMb MiB (a disk never shrinks)"
+truncate -s "\${SSM_SizeMb}M" "$file" || fail "truncate $file"
+[ "$(stat -c %s "$file")" = "$bytes" ] || fail "$file did not grow to $SSM_SizeMb MiB"
+echo "CC1_OK: grew $file from $current bytes to $SSM_SizeMb MiB"
+`,
+      120,
+    ),
+  ],
+};
+
 const storageFreeSpace: SsmCommandDocument = {
   schemaVersion: '2.2',
   description: 'CC1: print the free space (MiB) of the storage root <StoragePath> as a line CC1_FREE_MB=<n> (df -Pm). Creates the folder when missing.',
@@ -359,15 +444,26 @@ echo "CC1_TOOLS_END"
 };
 
 /** Keys the adapters use; the deployed document names come from configuration. */
-export type DocumentKey = 'attachDisk' | 'detachDisk' | 'listDisks' | 'createDiskFile' | 'deleteDiskFile' | 'storageFreeSpace' | 'storageTools';
+export type DocumentKey =
+  | 'attachDisk'
+  | 'detachDisk'
+  | 'listDisks'
+  | 'blockResize'
+  | 'createDiskFile'
+  | 'deleteDiskFile'
+  | 'resizeDiskFile'
+  | 'storageFreeSpace'
+  | 'storageTools';
 
 /** Default names (CDK may name them otherwise and pass the names to the adapters). */
 export const DEFAULT_DOCUMENT_NAMES: Record<DocumentKey, string> = {
   attachDisk: 'CC1-AttachDisk',
   detachDisk: 'CC1-DetachDisk',
   listDisks: 'CC1-ListDisks',
+  blockResize: 'CC1-BlockResize',
   createDiskFile: 'CC1-CreateDiskFile',
   deleteDiskFile: 'CC1-DeleteDiskFile',
+  resizeDiskFile: 'CC1-ResizeDiskFile',
   storageFreeSpace: 'CC1-StorageFreeSpace',
   storageTools: 'CC1-StorageTools',
 };
@@ -376,8 +472,10 @@ export const DOCUMENTS: Record<DocumentKey, { name: string; content: SsmCommandD
   attachDisk: { name: DEFAULT_DOCUMENT_NAMES.attachDisk, content: attachDisk },
   detachDisk: { name: DEFAULT_DOCUMENT_NAMES.detachDisk, content: detachDisk },
   listDisks: { name: DEFAULT_DOCUMENT_NAMES.listDisks, content: listDisks },
+  blockResize: { name: DEFAULT_DOCUMENT_NAMES.blockResize, content: blockResize },
   createDiskFile: { name: DEFAULT_DOCUMENT_NAMES.createDiskFile, content: createDiskFile },
   deleteDiskFile: { name: DEFAULT_DOCUMENT_NAMES.deleteDiskFile, content: deleteDiskFile },
+  resizeDiskFile: { name: DEFAULT_DOCUMENT_NAMES.resizeDiskFile, content: resizeDiskFile },
   storageFreeSpace: { name: DEFAULT_DOCUMENT_NAMES.storageFreeSpace, content: storageFreeSpace },
   storageTools: { name: DEFAULT_DOCUMENT_NAMES.storageTools, content: storageTools },
 };
