@@ -11,6 +11,12 @@
  * functions and to the two API functions (restApi, cc1Api). For those two, the bytes
  * each package adds to the bundle are listed (the metafile), and the import time of
  * classic `zod` alone is measured against `zod/mini`.
+ *
+ * What the Powertools Tracer costs (issue 14 puts it on every function, with its
+ * aws-xray-sdk-core) is measured, not estimated: each function is also bundled with the
+ * Tracer swapped for a no-op at bundle time (the deployed bundle keeps it), and each
+ * baseline also with the Tracer capturing its clients. These are shown beside the
+ * figure; the figure and its PASS/FAIL stay those of the target as written.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -37,6 +43,22 @@ export const CLIENTS_NEEDED: Record<string, string[]> = {
 
 /** The functions given a target: the one-client ones, and the two API functions against the two-client baseline. */
 const TARGETED = (name: string, needed: string[]) => needed.length === 1 || name === 'restApi' || name === 'cc1Api';
+
+/** The baselines' clients captured by the Tracer, as functions/shared/container.ts and hostsOverSsm.ts capture theirs. */
+const TRACED = (baseline: string) =>
+  `import { Tracer } from '@aws-lambda-powertools/tracer';\nconst tracer = new Tracer();\n${baseline.replace(/const (\w+) = new (\w+)\(\{\}\);/g, 'const $1 = tracer.captureAWSv3Client(new $2({}));')}`;
+
+/** For measuring only: the Tracer and its middleware as no-ops, so a bundle holds no aws-xray-sdk-core. */
+const withoutTracer: esbuild.Plugin = {
+  name: 'without-tracer',
+  setup(build) {
+    build.onResolve({ filter: /^@aws-lambda-powertools\/tracer(\/middleware)?$/ }, (args) => ({ path: args.path, namespace: 'no-tracer' }));
+    build.onLoad({ filter: /.*/, namespace: 'no-tracer' }, () => ({
+      loader: 'js',
+      contents: 'export class Tracer { captureAWSv3Client(client) { return client; } }\nexport const captureLambdaHandler = () => ({ before() {} });\n',
+    }));
+  },
+};
 
 const BASELINE_ONE = `import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 const client = new DynamoDBClient({});
@@ -91,10 +113,11 @@ const packageOf = (input: string): string => {
   return m ? m[1]! : '(project)';
 };
 
-const bundle = async (name: string, entry: string | { contents: string }, outDir: string): Promise<Bundle> => {
+const bundle = async (name: string, entry: string | { contents: string }, outDir: string, plugins: esbuild.Plugin[] = []): Promise<Bundle> => {
   const outfile = join(outDir, name, 'index.js');
   const result = await esbuild.build({
     ...DEPLOYED,
+    plugins,
     ...(typeof entry === 'string' ? { entryPoints: [entry] } : { stdin: { contents: entry.contents, resolveDir: ROOT, loader: 'ts' } }),
     outfile,
   });
@@ -141,12 +164,19 @@ export const runColdStart = async (options: { runs?: number } = {}): Promise<Fig
     const baselineTwo = await bundle('baseline-dynamodb-ssm', { contents: BASELINE_TWO }, outDir);
     const zodClassic = await bundle('zod-classic', { contents: ZOD_CLASSIC }, outDir);
     const zodMini = await bundle('zod-mini', { contents: ZOD_MINI }, outDir);
+    const tracedOne = await bundle('baseline-dynamodb+tracer', { contents: TRACED(BASELINE_ONE) }, outDir);
+    const tracedTwo = await bundle('baseline-dynamodb-ssm+tracer', { contents: TRACED(BASELINE_TWO) }, outDir);
     const bundles: Bundle[] = [];
-    for (const name of names) bundles.push(await bundle(name, join(ROOT, 'functions', name, 'handler.ts'), outDir));
-    log(`cold start: bundled ${bundles.length} functions + 2 baselines + zod probes (source maps on)`);
+    const untraced = new Map<string, Bundle>();
+    for (const name of names) {
+      const entry = join(ROOT, 'functions', name, 'handler.ts');
+      bundles.push(await bundle(name, entry, outDir));
+      untraced.set(name, await bundle(`${name}-without-tracer`, entry, outDir, [withoutTracer]));
+    }
+    log(`cold start: bundled ${bundles.length} functions (and each without the Tracer) + 4 baselines + zod probes (source maps on)`);
 
     // Interleave the import runs so drift of the machine hits every bundle alike.
-    const all = [baselineOne, baselineTwo, zodClassic, zodMini, ...bundles];
+    const all = [baselineOne, baselineTwo, tracedOne, tracedTwo, zodClassic, zodMini, ...bundles, ...untraced.values()];
     const times = new Map<string, number[]>(all.map((b) => [b.name, []]));
     for (const b of all) importMs(b.file); // warm the page cache
     for (let r = 0; r < runs; r++) for (const b of r % 2 ? [...all].reverse() : all) times.get(b.name)!.push(importMs(b.file));
@@ -160,8 +190,10 @@ export const runColdStart = async (options: { runs?: number } = {}): Promise<Fig
     for (const b of bundles) {
       const needed = CLIENTS_NEEDED[b.name] ?? b.clients;
       const baseline = needed.length === 1 ? baselineOne : baselineTwo;
+      const traced = needed.length === 1 ? tracedOne : tracedTwo;
       const sizeRatio = b.bytes / baseline.bytes;
       const importRatio = ms(b) / ms(baseline);
+      const noTracer = untraced.get(b.name)!;
       const unneeded = b.clients.filter((c) => !needed.includes(c));
       const targeted = TARGETED(b.name, needed);
       const ok = !targeted || (sizeRatio <= 2.0 && importRatio <= 1.5);
@@ -184,6 +216,10 @@ export const runColdStart = async (options: { runs?: number } = {}): Promise<Fig
         importMs: round(ms(b), 1),
         importRatio: round(importRatio),
         pass: targeted ? ok : null,
+        // Beside the figure: the same function with the Tracer as a no-op, over the same baseline;
+        // and the deployed function over a baseline whose clients the Tracer captures too.
+        withoutTracer: { sizeRatio: round(noTracer.bytes / baseline.bytes), importMs: round(ms(noTracer), 1), importRatio: round(ms(noTracer) / ms(baseline)) },
+        overTracedBaseline: { baseline: traced.name, sizeRatio: round(b.bytes / traced.bytes), importRatio: round(ms(b) / ms(traced)) },
         kibByPackage: Object.fromEntries(top.map(([k, v]) => [k, round(v / 1024, 1)])),
       };
     }
@@ -202,6 +238,8 @@ export const runColdStart = async (options: { runs?: number } = {}): Promise<Fig
         baselines: {
           [baselineOne.name]: { sizeKiB: round(baselineOne.bytes / 1024, 1), mapKiB: round(baselineOne.mapBytes / 1024, 1), importMs: round(ms(baselineOne), 1) },
           [baselineTwo.name]: { sizeKiB: round(baselineTwo.bytes / 1024, 1), mapKiB: round(baselineTwo.mapBytes / 1024, 1), importMs: round(ms(baselineTwo), 1) },
+          [tracedOne.name]: { sizeKiB: round(tracedOne.bytes / 1024, 1), mapKiB: round(tracedOne.mapBytes / 1024, 1), importMs: round(ms(tracedOne), 1) },
+          [tracedTwo.name]: { sizeKiB: round(tracedTwo.bytes / 1024, 1), mapKiB: round(tracedTwo.mapBytes / 1024, 1), importMs: round(ms(tracedTwo), 1) },
         },
         zodAlone,
         runs,
