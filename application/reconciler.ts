@@ -5,6 +5,13 @@
  * guesses: a repair either records what the host shows, or makes the host match a
  * record that cannot be completed. Work younger than `settleMs` is left alone: it
  * may still be in flight.
+ *
+ * Across runs: hosts are taken in host id order, and a run over the whole directory
+ * keeps a cursor (the last host up to which every host was checked) so a run cut short
+ * (the Lambda timeout comes, or the remaining time ran short and no new host was
+ * started) is followed by one that resumes after it and wraps around to the top. A run
+ * that reaches every host clears it. The cursor moves as hosts finish, not only at the
+ * end, so even a run killed mid-way leaves its progress behind.
  */
 import { isStorageDevice } from '../domain/devices';
 import { streamIdOf, type CommandContext } from '../domain/storageImage';
@@ -13,7 +20,7 @@ import { detachInRecords } from './detach';
 import { failAttach, imageIdOfSource } from './hotAttach';
 import { HostCommandError, type AttachedDisk } from './ports';
 import type { ServiceDeps } from './service';
-import { FOREIGN_DISK, type VmRecord } from './storePorts';
+import { FOREIGN_DISK, type ReconcilerCheckpoint, type ReconcilerCursor, type VmRecord } from './storePorts';
 import { detachAllInRecords, shouldDetachAll } from './vmStops';
 
 export type RepairKind =
@@ -40,6 +47,12 @@ export interface ReconcileReport {
   /** Hosts skipped after one timeout or refusal to answer: their other VMs wait for the next run. */
   hostsSkipped: string[];
   repairs: Repair[];
+  /** The host after which this run started (the previous run's cursor); absent: from the top. */
+  resumedAfter?: string;
+  /** Hosts not started because the remaining time ran short (absent: none): the next run starts with them. */
+  hostsNotStarted?: number;
+  /** The cursor this run left: the last host it checked when it did not reach them all; absent when it did (cleared). */
+  cursor?: string;
 }
 
 export interface ReconcileOptions {
@@ -49,7 +62,21 @@ export interface ReconcileOptions {
   vmIds?: number[];
   /** Hosts checked at once (default 8); a host's VMs are checked one after the other. */
   hostConcurrency?: number;
+  /** Where whole-directory runs resume (not used with `vmIds`). Without one, every run starts from the top. */
+  cursor?: ReconcilerCursor;
+  /** Time left before the run is cut off (Lambda's context.getRemainingTimeInMillis). */
+  remainingTimeMs?: () => number;
+  /** No new host is started with less time left than this (default 60 s): a host's VMs take up to one SSM timeout each. */
+  reserveMs?: number;
 }
+
+/** The hosts in the order of this run: after `afterHost` (in id order), then from the top up to it. */
+export const hostOrder = <T>(hosts: Array<[string, T]>, afterHost: string | undefined): Array<[string, T]> => {
+  const sorted = [...hosts].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  if (afterHost === undefined) return sorted;
+  const start = sorted.findIndex(([id]) => id > afterHost);
+  return start < 0 ? sorted : [...sorted.slice(start), ...sorted.slice(0, start)];
+};
 
 const system = (deps: ServiceDeps): CommandContext => ({
   actor: { kind: 'system', reason: 'reconciled' },
@@ -75,7 +102,12 @@ export const reconcile = async (deps: ServiceDeps, options: ReconcileOptions = {
   // then its other VMs wait for the next run, and every other host is still checked.
   const byHost = new Map<string, VmRecord[]>();
   for (const vm of vms) byHost.set(vm.hostId ?? '', [...(byHost.get(vm.hostId ?? '') ?? []), vm]);
-  const hosts = [...byHost];
+  const cursor = options.vmIds ? undefined : options.cursor;
+  const checkpoint = cursor ? await cursor.read() : undefined;
+  if (checkpoint?.afterHost !== undefined) report.resumedAfter = checkpoint.afterHost;
+  const hosts = hostOrder([...byHost], checkpoint?.afterHost);
+  const progress = cursor && checkpoint ? cursorProgress(deps, cursor, checkpoint, hosts.map(([id]) => id)) : undefined;
+
   const checkHost = async ([hostId, hostVms]: [string, VmRecord[]]) => {
     for (const [i, vm] of hostVms.entries()) {
       report.vmsChecked++;
@@ -90,13 +122,66 @@ export const reconcile = async (deps: ServiceDeps, options: ReconcileOptions = {
       }
     }
   };
+  const reserveMs = options.reserveMs ?? 60_000;
+  const timeShort = () => options.remainingTimeMs !== undefined && options.remainingTimeMs() < reserveMs;
   let next = 0;
   const worker = async () => {
-    while (next < hosts.length) await checkHost(hosts[next++]!);
+    while (next < hosts.length && !timeShort()) {
+      const i = next++;
+      await checkHost(hosts[i]!);
+      await progress?.done(i);
+    }
   };
   await Promise.all(Array.from({ length: Math.min(options.hostConcurrency ?? 8, hosts.length) }, worker));
+  const notStarted = hosts.length - next;
+  if (notStarted > 0) {
+    report.hostsNotStarted = notStarted;
+    deps.logger.warn('reconciler: time ran short; the next run resumes where this one stopped', { hostsNotStarted: notStarted });
+  }
+  const left = await progress?.finish(notStarted === 0);
+  if (left !== undefined) report.cursor = left;
   report.hostsUnreachable.sort((a, b) => a - b);
   return report;
+};
+
+/**
+ * The cursor of one run: hosts finish out of order (several at once), so it moves to the
+ * last host of the longest run of finished hosts from the start of this run's order. Writes
+ * go one at a time, each guarded by the version the last one left; once another run has
+ * moved the cursor, this one stops writing it (that run's progress stands). A worker
+ * waits for the write its host caused before it starts the next host (milliseconds, next
+ * to a host's SSM round trips), so what a killed run reports done is on the table.
+ */
+const cursorProgress = (deps: ServiceDeps, cursor: ReconcilerCursor, read: ReconcilerCheckpoint, order: string[]) => {
+  let version: number | false = read.version;
+  let finished = 0; // order[0..finished) are done
+  const done = new Set<number>();
+  let writes = Promise.resolve();
+  const save = (afterHost: string | undefined) => {
+    writes = writes.then(async () => {
+      if (version === false) return;
+      version = await cursor.write(afterHost, version);
+      if (version === false) deps.logger.warn('reconciler: another run moved the cursor; this run leaves it to that one');
+    });
+  };
+  return {
+    /** Host `i` of the order is done; resolves when the cursor write it caused (if any) is made. */
+    done(i: number): Promise<void> {
+      done.add(i);
+      const before = finished;
+      while (done.has(finished)) finished++;
+      if (finished > before && finished < order.length) save(order[finished - 1]);
+      return writes;
+    },
+    /** Waits for the writes; clears the cursor when every host was reached. Returns the cursor left. */
+    async finish(reachedAll: boolean): Promise<string | undefined> {
+      // Nothing to clear when the cursor was neither found set nor moved by this run.
+      if (reachedAll && (read.afterHost !== undefined || version !== read.version)) save(undefined);
+      await writes;
+      if (reachedAll || version === false) return undefined;
+      return finished > 0 ? order[finished - 1] : read.afterHost;
+    },
+  };
 };
 
 /** One VM: its claims against its images' records, and against the host's disks when it runs. Throws HostCommandError when the host does not answer. */

@@ -178,6 +178,27 @@ export interface QuotaLedger {
 }
 
 // ---------------------------------------------------------------------------
+// The reconciler's place across runs (one small control item)
+
+/** Where the last whole-directory run of the reconciler got to; `version` guards every move. */
+export interface ReconcilerCheckpoint {
+  /** The last host checked (in host id order) by a run that did not reach every host; absent: start from the top. */
+  afterHost?: string;
+  /** 0 when the item was never written. */
+  version: number;
+}
+
+export interface ReconcilerCursor {
+  /** Strongly consistent. */
+  read(): Promise<ReconcilerCheckpoint>;
+  /**
+   * Moves the cursor to `afterHost` (undefined clears it) if it is still at version
+   * `expected`; false when another run moved it since. Returns the new version, or false.
+   */
+  write(afterHost: string | undefined, expected: number): Promise<number | false>;
+}
+
+// ---------------------------------------------------------------------------
 // Integer ids, as CC1 has them
 
 export interface IdAllocator {

@@ -41,6 +41,8 @@ export interface DeployConfig {
   projectionLagAlarmSeconds: number;
   /** Alarm when diskFiles is this far behind the event log (it makes big files: minutes each). */
   diskFilesLagAlarmSeconds: number;
+  /** Alarm when changeNotifications is this far behind the event log (portals then learn of changes late). */
+  changeNotificationsLagAlarmSeconds: number;
   /** Alarm when more than this percentage of hot attaches (or detaches) fail in 15 minutes. */
   attachFailurePercentAlarm: number;
   detachFailurePercentAlarm: number;
@@ -78,6 +80,7 @@ export const CONTEXT_KEYS = [
   'apiBurstLimit',
   'projectionLagAlarmSeconds',
   'diskFilesLagAlarmSeconds',
+  'changeNotificationsLagAlarmSeconds',
   'attachFailurePercentAlarm',
   'detachFailurePercentAlarm',
   'reconcilerRepairsAlarm',
@@ -198,6 +201,7 @@ export const readDeployConfig = (get: Lookup): DeployConfig => {
     apiBurstLimit: int(get, 'apiBurstLimit', 100, 1, 5_000),
     projectionLagAlarmSeconds: int(get, 'projectionLagAlarmSeconds', 60, 1, 86_400),
     diskFilesLagAlarmSeconds: int(get, 'diskFilesLagAlarmSeconds', 1_800, 60, 86_400),
+    changeNotificationsLagAlarmSeconds: int(get, 'changeNotificationsLagAlarmSeconds', 300, 1, 86_400),
     attachFailurePercentAlarm: int(get, 'attachFailurePercentAlarm', 20, 1, 100),
     detachFailurePercentAlarm: int(get, 'detachFailurePercentAlarm', 20, 1, 100),
     reconcilerRepairsAlarm: int(get, 'reconcilerRepairsAlarm', 5, 1, 10_000),

@@ -294,6 +294,7 @@ export class StorageImagesStack extends Stack {
     for (const q of [projectorDlq, diskFilesDlq, changeNotificationsDlq, vmEventsDlq]) alarms.queueNotEmpty(q.queue);
     alarms.streamLag('ProjectionLag', projector.fn, Duration.seconds(config.projectionLagAlarmSeconds), 'The read models are');
     alarms.streamLag('DiskFilesLag', diskFiles.fn, Duration.seconds(config.diskFilesLagAlarmSeconds), 'Disk file work (make, remove) is');
+    alarms.streamLag('ChangeNotificationsLag', changeNotifications.fn, Duration.seconds(config.changeNotificationsLagAlarmSeconds), 'Change notifications to portals are');
     alarms.api5xx(stage);
     const quarterHour = Duration.minutes(15);
     // Only hot attaches run virsh (and can fail); boot-time attaches are records only.
@@ -310,7 +311,7 @@ export class StorageImagesStack extends Stack {
       stage,
       routes: { rest: REST_ROUTES, cc1: CC1_ROUTES },
       functions: functions.map((f) => f.fn),
-      streamConsumers: { projector: projector.fn, diskFiles: diskFiles.fn },
+      streamConsumers: { projector: projector.fn, diskFiles: diskFiles.fn, changeNotifications: changeNotifications.fn },
     });
 
     // ---- Outputs ----

@@ -4,7 +4,8 @@
  * Gateway HTTP API v2 event (claims under requestContext.authorizer.jwt.claims, as
  * strings the way the JWT authorizer passes them), and calls the same handlers.
  * `POST /_local/events` stands in for EventBridge PutEvents (local only, no token); it
- * speaks enough of the AWS JSON protocol for the SDK's and the CLI's PutEvents.
+ * speaks enough of the AWS JSON protocol for the SDK's and the CLI's PutEvents, and
+ * refuses a request over EventBridge's 256 KB entry limit as the bus does.
  */
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -49,6 +50,27 @@ export interface LocalApi {
 }
 
 const PUT_EVENTS_PATH = /^\/_local\/events\/?$/;
+
+/** EventBridge's limit on the entries of one PutEvents request, counted as putEventsEntriesSize does. */
+export const PUT_EVENTS_MAX_BYTES = 256 * 1024;
+
+/**
+ * The size of PutEvents entries as EventBridge counts it ("Calculating PutEvents event
+ * entry size"): 14 bytes for a Time, the UTF-8 bytes of Source, DetailType, Detail and
+ * of each Resources entry.
+ */
+export const putEventsEntriesSize = (entries: unknown[]): number => {
+  const bytes = (v: unknown) => (typeof v === 'string' ? Buffer.byteLength(v, 'utf8') : 0);
+  let size = 0;
+  for (const entry of entries) {
+    if (typeof entry !== 'object' || entry === null) continue;
+    const e = entry as LocalEventEntry & { Resources?: unknown };
+    if (e.Time !== undefined && e.Time !== null) size += 14;
+    size += bytes(e.Source) + bytes(e.DetailType) + bytes(e.Detail);
+    if (Array.isArray(e.Resources)) for (const r of e.Resources) size += bytes(r);
+  }
+  return size;
+};
 
 /** API Gateway's JWT authorizer hands every claim over as a string; arrays as `[a b]`. */
 const claimsAsApiGatewayPasses = (payload: Record<string, unknown>): Record<string, string> =>
@@ -146,6 +168,12 @@ export const startLocalApi = async (options: LocalApiOptions): Promise<LocalApi>
         }
         if (!Array.isArray(parsed.Entries) || parsed.Entries.length === 0 || parsed.Entries.length > 10) {
           return send(res, 400, { error: { code: 'validation', message: 'Entries must be a list of 1 to 10 entries.' } });
+        }
+        const size = putEventsEntriesSize(parsed.Entries);
+        if (size > PUT_EVENTS_MAX_BYTES) {
+          // As EventBridge: the whole request is refused (400 ValidationException), no entry is taken.
+          const message = `Total size of the entries in the request is over the limit (${size} > ${PUT_EVENTS_MAX_BYTES} bytes).`;
+          return send(res, 400, { __type: 'ValidationException', message, error: { code: 'validation', message } }, { 'x-amzn-errortype': 'ValidationException' });
         }
         const results = await options.putEvents(parsed.Entries as LocalEventEntry[]);
         return send(res, 200, { FailedEntryCount: results.filter((r) => r.ErrorCode).length, Entries: results });

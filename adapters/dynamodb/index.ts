@@ -9,6 +9,7 @@ import { DynamoEventStore } from './eventStore';
 import { DEFAULT_ID_BLOCK, DynamoIdAllocator } from './idAllocator';
 import { DynamoQuotaLedger } from './quotaLedger';
 import { DEFAULT_LOCATOR_TTL_MS, DynamoImageReadModel, ReadModelLocator } from './readModel';
+import { DynamoReconcilerCursor } from './reconcilerCursor';
 import { tableNames, type TableNames } from './tables';
 import { DynamoVmDirectory } from './vmDirectory';
 
@@ -33,6 +34,7 @@ export interface DynamoStores {
   ids: DynamoIdAllocator;
   locator: ReadModelLocator;
   readModel: DynamoImageReadModel;
+  reconcilerCursor: DynamoReconcilerCursor;
 }
 
 export const createDynamoStores = (options: DynamoStoresOptions): DynamoStores => {
@@ -50,6 +52,7 @@ export const createDynamoStores = (options: DynamoStoresOptions): DynamoStores =
     ids: new DynamoIdAllocator(doc, names.control, options.idBlockSize ?? DEFAULT_ID_BLOCK),
     locator,
     readModel: new DynamoImageReadModel(doc, locator),
+    reconcilerCursor: new DynamoReconcilerCursor(doc, names.control),
   };
 };
 
@@ -59,6 +62,7 @@ export { DynamoIdAllocator } from './idAllocator';
 export { DynamoQuotaLedger } from './quotaLedger';
 export { DynamoImageReadModel, ReadModelLocator, fixedImagesTable } from './readModel';
 export { DynamoVmDirectory } from './vmDirectory';
+export { DynamoReconcilerCursor, RECONCILER_CURSOR_KEY } from './reconcilerCursor';
 export { Projector, makeProjectorHandler, storedEventOf, type StoredEventHook } from './projector';
 export { rebuildImages, quotaFromLog, checkQuotaLedgers } from './rebuild';
 export { idempotencyPersistence } from './idempotency';

@@ -10,12 +10,14 @@ import { search } from '@aws-lambda-powertools/logger/correlationId';
 import type { Hypervisor, StorageHost } from '../../application/ports';
 import { diskFilePath } from '../../application/storageChoice';
 import type { ServiceDeps } from '../../application/storageImages';
+import type { ReconcilerCursor } from '../../application/storePorts';
 import { documentClient } from '../../adapters/dynamodb/dynamo';
 import { DynamoEventStore } from '../../adapters/dynamodb/eventStore';
 import { idempotencyPersistence } from '../../adapters/dynamodb/idempotency';
 import { DynamoIdAllocator } from '../../adapters/dynamodb/idAllocator';
 import { DynamoQuotaLedger } from '../../adapters/dynamodb/quotaLedger';
 import { DynamoImageReadModel, ReadModelLocator } from '../../adapters/dynamodb/readModel';
+import { DynamoReconcilerCursor } from '../../adapters/dynamodb/reconcilerCursor';
 import { tableNames } from '../../adapters/dynamodb/tables';
 import { DynamoVmDirectory } from '../../adapters/dynamodb/vmDirectory';
 import { DYNAMODB_MAX_ATTEMPTS, readConfig, storagesOf, type RuntimeConfig } from './config';
@@ -28,6 +30,8 @@ export interface Container {
   deps: ServiceDeps;
   dynamo: DynamoDBClient;
   readModelLocator: ReadModelLocator;
+  /** Where the reconciler's runs resume (a control item). */
+  reconcilerCursor: ReconcilerCursor;
   idempotencyStore: () => BasePersistenceLayer;
 }
 
@@ -91,6 +95,7 @@ export const buildContainer = (
     deps,
     dynamo,
     readModelLocator,
+    reconcilerCursor: new DynamoReconcilerCursor(doc, names.control),
     idempotencyStore: () => idempotencyPersistence(dynamo, names.control),
   };
 };

@@ -599,6 +599,21 @@ describe('the stack with its defaults (a Cognito user pool)', () => {
       expect(lag.Properties).toMatchObject({ Statistic: 'Maximum', Threshold: 1_800_000 });
     });
 
+    it("watch changeNotifications' stream lag, as diskFiles', its threshold from context", () => {
+      const lagOf = (template: Template) =>
+        Object.values(resourcesOf(template, 'AWS::CloudWatch::Alarm')).find(
+          (a) => a.Properties.MetricName === 'IteratorAge' && a.Properties.Dimensions?.[0]?.Value?.Ref === functionId(template, 'changeNotifications'),
+        )!;
+      const diskFilesLag = byMetric('IteratorAge').find((a) => dimensionOf(a) === functionId(t, 'diskFiles'))!;
+      // The same alarm shape as diskFiles' (statistic, periods, comparison, missing data), its own threshold.
+      const shape = ({ Threshold: _threshold, Dimensions: _dimensions, AlarmDescription: _description, ...rest }: Record<string, unknown>) => rest;
+      expect(shape(lagOf(t).Properties)).toEqual(shape(diskFilesLag.Properties));
+      expect(lagOf(t).Properties).toMatchObject({ Namespace: 'AWS/Lambda', Statistic: 'Maximum', Threshold: 300_000, EvaluationPeriods: 3 });
+      expect(lagOf(t).Properties.AlarmDescription).toContain('Change notifications');
+      expect(byMetric('IteratorAge').map(dimensionOf).sort()).toEqual(['projector', 'diskFiles', 'changeNotifications'].map((n) => functionId(t, n)).sort());
+      expect(lagOf(synth({ changeNotificationsLagAlarmSeconds: '45' }).template).Properties.Threshold).toBe(45_000);
+    });
+
     /** The metrics of a metric-math alarm, by id. */
     const mathAlarm = (template: Template, metric: string) =>
       Object.values(resourcesOf(template, 'AWS::CloudWatch::Alarm')).find((a) =>
@@ -640,6 +655,10 @@ describe('the stack with its defaults (a Cognito user pool)', () => {
         expect(body).toContain(`\\"Method\\",\\"${method}\\",\\"Resource\\",\\"${path}\\"`);
       }
       expect(body.match(/p99/g)!.length).toBeGreaterThanOrEqual(EXPECTED_ROUTES.length);
+      // Stream lag: one line per stream consumer, changeNotifications included.
+      const widgets = JSON.parse(Array.isArray(dashboard.Properties.DashboardBody['Fn::Join']) ? dashboard.Properties.DashboardBody['Fn::Join'][1].map((p: unknown) => (typeof p === 'string' ? p : 'x')).join('') : dashboard.Properties.DashboardBody).widgets;
+      const lag = widgets.find((w: any) => w.properties?.title?.startsWith('Stream lag'));
+      expect(lag.properties.metrics.map((m: unknown[]) => (m.at(-1) as { label: string }).label).sort()).toEqual(['changeNotifications', 'diskFiles', 'projector']);
       const [, stage] = only(resourcesOf(t, 'AWS::ApiGatewayV2::Stage'));
       expect(stage.Properties.DefaultRouteSettings.DetailedMetricsEnabled).toBe(true);
     });
