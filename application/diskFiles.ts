@@ -6,6 +6,9 @@ import { contextOf, type ServiceDeps } from './service';
 import { chooseStorage, type StorageRoom } from './storageChoice';
 import type { StoredEvent } from './storePorts';
 
+/** The event types this reaction handles: the diskFiles function's stream filter, and the redrive's. */
+export const DISK_FILE_EVENT_TYPES = ['StorageImageCreated', 'StorageImageDiskRetried', 'StorageImageRevoked'] as const;
+
 /**
  * On Created, picks the storage (the emptiest that can hold the disk), makes the disk
  * file there and marks the image ready on it (or failed); on Revoked, removes the file

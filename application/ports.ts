@@ -90,3 +90,40 @@ export interface StorageHost {
   /** The path a hypervisor sees for this image: `<its storage's path>/<user id>/<image id>`. */
   pathOf(ref: DiskFileRef): string;
 }
+
+/**
+ * Where a stream consumer's given-up batch is described (Lambda's on-failure destination
+ * for a DynamoDB stream: `DDBStreamBatchInfo`). It names a shard range, not the records:
+ * the records stay in the stream for its 24 h retention.
+ */
+export interface StreamBatchInfo {
+  shardId: string;
+  startSequenceNumber: string;
+  endSequenceNumber: string;
+  batchSize: number;
+  streamArn: string;
+  /** ISO times; AWS sends both, letters of older local stacks may lack them. */
+  approximateArrivalOfFirstRecord?: string;
+  approximateArrivalOfLastRecord?: string;
+}
+
+export interface DeadLetter {
+  /** The message id (SQS) or the failed invocation's request id (local). */
+  id: string;
+  /** When the batch was given up (ISO). */
+  timestamp?: string;
+  /** Absent when the message is not a stream batch description (it is reported and kept). */
+  batch?: StreamBatchInfo;
+  /** The message body as received, for reports of a message that could not be read. */
+  body: string;
+}
+
+/** A dead-letter queue (SQS on AWS, the local stack's list locally). */
+export interface DeadLetters {
+  /** Where, in words, for the report. */
+  readonly where: string;
+  /** The next letters not yet received in this run (hidden from other receivers meanwhile); [] when none are left. */
+  receive(): Promise<DeadLetter[]>;
+  /** Removes a received letter for good. */
+  delete(letter: DeadLetter): Promise<void>;
+}

@@ -42,3 +42,58 @@ export const forceDetachImage = async (deps: ServiceDeps, imageId: number, vmId:
   deps.logger.warn('storage image force-detached in the records only', { audit: 'repair', imageId, vmId, actor: ctx.actor, version: result.version });
   return viewOf(result.state, result.version);
 };
+
+/** The time of an image's last event (its stream head), in ms; NaN when unknown. */
+const lastEventTime = async (deps: ServiceDeps, imageId: number, version: number): Promise<number> => {
+  const head = await deps.events.readStream(streamIdOf(imageId), { fromVersion: version, limit: 1 });
+  return Date.parse(head.events[0]?.time ?? '');
+};
+
+/** Every image the read model lists in `state` (its state index), revoked ones included. */
+async function* imagesIn(deps: ServiceDeps, state: 'adding' | 'locked') {
+  let nextToken: string | undefined;
+  do {
+    const page = await deps.readModel.listAll({ limit: 500, state, includeRevoked: true, ...(nextToken ? { nextToken } : {}) });
+    yield* page.items;
+    nextToken = page.nextToken;
+  } while (nextToken);
+}
+
+/**
+ * The disk file of every image still `adding` since before `before` (ms) is made again:
+ * DiskRetried, whose reaction (the running service's) makes the file as for a Created.
+ * For Created (or DiskRetried) events whose reaction gave up and whose dead letter cannot
+ * be redriven (records past the stream's retention, the message gone). Returns the ids.
+ */
+export const retryStuckImages = async (deps: ServiceDeps, before: number, actor: Actor): Promise<number[]> => {
+  const retried: number[] = [];
+  for await (const image of imagesIn(deps, 'adding')) {
+    // The read model's index may lag: the log says whether it is still adding, and since when.
+    const { state, version } = await deps.events.load(streamIdOf(image.id));
+    if (state.status !== 'adding' || !((await lastEventTime(deps, image.id, version)) < before)) continue;
+    await retryDiskFile(deps, image.id, actor);
+    retried.push(image.id);
+  }
+  return retried;
+};
+
+/**
+ * The disk file of every image revoked within `[from, to]` (ms; `from` absent: any time
+ * before `to`) is removed if it is still there (the storage document's removal is
+ * idempotent: a file already gone is a success). For Revoked events whose reaction gave
+ * up and whose records the stream no longer holds. Returns the ids. Throws on the first
+ * host failure (the caller keeps what it was redriving).
+ */
+export const removeFilesOfRevoked = async (deps: ServiceDeps, window: { from?: number; to: number }): Promise<number[]> => {
+  const removed: number[] = [];
+  for await (const image of imagesIn(deps, 'locked')) {
+    const { state, version } = await deps.events.load(streamIdOf(image.id));
+    if (state.status !== 'locked') continue;
+    const revokedAt = await lastEventTime(deps, image.id, version);
+    if (!(revokedAt <= window.to) || (window.from !== undefined && !(revokedAt >= window.from))) continue;
+    await deps.storage.deleteDiskFile({ userId: state.image.userId, imageId: state.image.imageId, storage: state.image.storage });
+    deps.logger.info('disk file of a revoked image removed (if it was there)', { audit: 'repair', imageId: image.id, storage: state.image.storage });
+    removed.push(image.id);
+  }
+  return removed;
+};

@@ -15,6 +15,7 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import type { Construct } from 'constructs';
 import { CONTROL_TABLE, EVENTS_TABLE, imagesTable } from '../adapters/dynamodb/tables';
 import { STATE_OR_ATTACHMENT_CHANGES } from '../application/changeNotifications';
+import { DISK_FILE_EVENT_TYPES } from '../application/diskFiles';
 import { CHANGE_EVENT_BUS_ENV } from '../functions/changeNotifications/busName';
 import { DOCUMENTS, type DocumentKey } from '../adapters/ssm/documents';
 import { ENV } from '../functions/shared/config';
@@ -40,8 +41,8 @@ export interface StorageImagesStackProps extends StackProps {
 /** Every runtime setting of functions/shared/config.ts except the local-only endpoints. */
 type DeployedSetting = Exclude<keyof typeof ENV, 'ssmEndpoint' | 'dynamodbEndpoint'>;
 
-/** The event types that make or remove a disk file (the diskFiles function's stream filter). */
-export const DISK_FILE_EVENT_TYPES = ['StorageImageCreated', 'StorageImageDiskRetried', 'StorageImageRevoked'] as const;
+/** The event types that make or remove a disk file (the diskFiles function's stream filter; the redrive's too). */
+export { DISK_FILE_EVENT_TYPES };
 
 /** The DynamoDB event source adds dynamodb:ListStreams on "*" to the consumer's role. */
 const acknowledgeListStreams = (f: Cc1Function): void =>
@@ -327,6 +328,7 @@ export class StorageImagesStack extends Stack {
     new CfnOutput(this, 'VmEventsArchiveName', { value: archive.archiveName });
     new CfnOutput(this, 'VmStateChangeRuleName', { value: vmStateChangeRule.ruleName });
     new CfnOutput(this, 'DashboardName', { value: dashboard.dashboard.dashboardName });
+    new CfnOutput(this, 'DiskFilesDlqUrl', { value: diskFilesDlq.queue.queueUrl, description: 'npm run ops -- repair redrive-disk-files --queue-url <this>' });
   }
 
   private addRoutes(api: apigwv2.HttpApi, routes: readonly RouteDef[], integration: HttpLambdaIntegration): void {

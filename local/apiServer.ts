@@ -35,6 +35,12 @@ export interface LocalApiOptions {
   putEvents: (entries: LocalEventEntry[]) => Promise<Array<{ EventId?: string; ErrorCode?: string; ErrorMessage?: string }>>;
   /** Extra local-only GET routes (e.g. dead letters), under /_local/. */
   localRoutes?: Record<string, () => Promise<unknown>>;
+  /**
+   * Extra local-only actions on an item, `<METHOD> /_local/<collection>/<item>`, keyed
+   * `<METHOD> <collection>` (e.g. `DELETE stream-dead-letters/diskFiles`); the handler gets
+   * the item and answers a status (204, or 404 when there is no such item).
+   */
+  localActions?: Record<string, (item: string) => Promise<number>>;
   port?: number;
   host?: string;
   /** Largest body accepted, bytes (API Gateway's limit is 10 MB; portals send little). */
@@ -180,6 +186,16 @@ export const startLocalApi = async (options: LocalApiOptions): Promise<LocalApi>
       }
       const local = method === 'GET' ? options.localRoutes?.[path.slice('/_local/'.length)] : undefined;
       if (local) return send(res, 200, await local());
+      const at = path.lastIndexOf('/');
+      const action = options.localActions?.[`${method} ${path.slice('/_local/'.length, at)}`];
+      if (action && at > '/_local/'.length && at < path.length - 1) {
+        const status = await action(decodeURIComponent(path.slice(at + 1)));
+        if (status === 204) {
+          res.writeHead(204).end();
+          return;
+        }
+        return send(res, status, { error: { code: 'not_found', message: `No such item: ${method} ${path}.` } });
+      }
       return send(res, 404, { error: { code: 'not_found', message: `No local route ${method} ${path}.` } });
     }
 

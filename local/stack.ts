@@ -251,6 +251,13 @@ export const startLocalStack = async (options: LocalStackOptions = {}): Promise<
     return results;
   };
 
+  const setOnline = (instanceId: string, online: boolean): boolean => {
+    if (!HOST_ID.test(instanceId)) return false;
+    runCommand.setOnline(instanceId, online);
+    log(`host ${instanceId} ${online ? 'back on line' : 'off line'}`);
+    return true;
+  };
+
   const lambdaHandler = (h: typeof restApi) => (event: Parameters<typeof restApi>[0], context: Context) => h(event, context);
   const api = await startLocalApi({
     restApi: lambdaHandler(restApi),
@@ -260,6 +267,13 @@ export const startLocalStack = async (options: LocalStackOptions = {}): Promise<
       'dead-letters': async () => ({ items: deadLetters }),
       'stream-dead-letters': async () => ({ projector: feed.deadLetters, diskFiles: diskFeed.deadLetters, changeNotifications: changeFeed.deadLetters }),
       'published-events': async () => ({ items: publishedEvents }),
+    },
+    localActions: {
+      // The redrive's delete of a dead letter (`npm run ops -- repair redrive-disk-files`), by request id.
+      'DELETE stream-dead-letters/diskFiles': async (requestId) => (diskFeed.removeDeadLetter(requestId) ? 204 : 404),
+      // A host's SSM agent goes away and comes back (tests of the dead letters and their redrive).
+      'POST hosts-offline': async (instanceId) => (setOnline(instanceId, false) ? 204 : 404),
+      'DELETE hosts-offline': async (instanceId) => (setOnline(instanceId, true) ? 204 : 404),
     },
     port: options.port ?? 0,
     ...(options.lambdaTimeoutMs ? { lambdaTimeoutMs: options.lambdaTimeoutMs } : {}),

@@ -17,19 +17,13 @@
  * a file when a data dir is given, so a restart resumes instead of replaying everything.
  */
 import { randomUUID } from 'node:crypto';
-import { appendFileSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DescribeTableCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import {
-  DescribeStreamCommand,
-  DynamoDBStreamsClient,
-  GetRecordsCommand,
-  GetShardIteratorCommand,
-  type AttributeValue,
-  type _Record as StreamsRecord,
-  type Shard,
-} from '@aws-sdk/client-dynamodb-streams';
-import type { AttributeValue as LambdaAttributeValue, DynamoDBBatchResponse, DynamoDBRecord, DynamoDBStreamEvent } from 'aws-lambda';
+import { DescribeStreamCommand, DynamoDBStreamsClient, GetRecordsCommand, GetShardIteratorCommand, type Shard } from '@aws-sdk/client-dynamodb-streams';
+import type { DynamoDBBatchResponse, DynamoDBRecord, DynamoDBStreamEvent } from 'aws-lambda';
+import type { StreamBatchInfo } from '../application/ports';
+import { toLambdaRecord } from '../adapters/dynamodb/streamRecords';
 import { localClient } from './dynamo';
 
 export type StreamHandler = (event: DynamoDBStreamEvent) => Promise<DynamoDBBatchResponse | void>;
@@ -62,13 +56,7 @@ export interface StreamDeadLetter {
   responseContext: { functionError: 'Unhandled' | 'BatchItemFailures' };
   version: '1.0';
   timestamp: string;
-  DDBStreamBatchInfo: {
-    shardId: string;
-    startSequenceNumber: string;
-    endSequenceNumber: string;
-    batchSize: number;
-    streamArn: string;
-  };
+  DDBStreamBatchInfo: StreamBatchInfo;
 }
 
 export interface DrainResult {
@@ -100,45 +88,24 @@ interface CheckpointFile {
   shards: Record<string, ShardProgress>;
 }
 
-/** GetRecords returns SDK shapes (Date, Uint8Array); Lambda sends JSON (epoch seconds, base64). */
-const lambdaValue = (v: AttributeValue): LambdaAttributeValue => {
-  // DynamoDB Local 3.3.1 writes an empty map as `{}` in stream images (GetItem, and AWS, give {"M":{}}).
-  if (Object.values(v).every((x) => x === undefined)) return { M: {} };
-  if (v.B) return { B: Buffer.from(v.B).toString('base64') };
-  if (v.BS) return { BS: v.BS.map((b) => Buffer.from(b).toString('base64')) };
-  if (v.M) return { M: lambdaImage(v.M) };
-  if (v.L) return { L: v.L.map(lambdaValue) };
-  return v as LambdaAttributeValue;
-};
-const lambdaImage = (image: Record<string, AttributeValue>): Record<string, LambdaAttributeValue> =>
-  Object.fromEntries(Object.entries(image).map(([k, v]) => [k, lambdaValue(v)]));
-
-const toLambdaRecord = (r: StreamsRecord, streamArn: string): DynamoDBRecord => {
-  const d = r.dynamodb ?? {};
-  return {
-    eventID: r.eventID,
-    eventName: r.eventName as DynamoDBRecord['eventName'],
-    eventVersion: r.eventVersion,
-    eventSource: r.eventSource,
-    awsRegion: r.awsRegion,
-    eventSourceARN: streamArn,
-    dynamodb: {
-      ...(d.ApproximateCreationDateTime ? { ApproximateCreationDateTime: Math.floor(d.ApproximateCreationDateTime.getTime() / 1000) } : {}),
-      ...(d.Keys ? { Keys: lambdaImage(d.Keys) } : {}),
-      ...(d.NewImage ? { NewImage: lambdaImage(d.NewImage) } : {}),
-      ...(d.OldImage ? { OldImage: lambdaImage(d.OldImage) } : {}),
-      SequenceNumber: d.SequenceNumber,
-      SizeBytes: d.SizeBytes,
-      StreamViewType: d.StreamViewType as NonNullable<DynamoDBRecord['dynamodb']>['StreamViewType'],
-    },
-  };
-};
-
 const seqOf = (r: DynamoDBRecord): string => r.dynamodb?.SequenceNumber ?? '';
+
+/** Lambda's `approximateArrivalOf{First,Last}Record`, from the records' creation times. */
+const arrivalOf = (records: DynamoDBRecord[]): Pick<StreamBatchInfo, 'approximateArrivalOfFirstRecord' | 'approximateArrivalOfLastRecord'> => {
+  const first = records[0]?.dynamodb?.ApproximateCreationDateTime;
+  const last = records[records.length - 1]?.dynamodb?.ApproximateCreationDateTime;
+  return first === undefined || last === undefined
+    ? {}
+    : { approximateArrivalOfFirstRecord: new Date(first * 1000).toISOString(), approximateArrivalOfLastRecord: new Date(last * 1000).toISOString() };
+};
 
 export class StreamPoller {
   readonly name: string;
-  /** Batches given up on, oldest first (also appended to `stream-dead-letters-<name>.jsonl` in the data dir). */
+  /**
+   * Batches given up on, oldest first, until removed (removeDeadLetter: the redrive). Kept
+   * in `stream-dead-letters-<name>.jsonl` in the data dir and read back at start, as a
+   * queue keeps its messages across a consumer's restart.
+   */
   readonly deadLetters: StreamDeadLetter[] = [];
   private readonly dynamo: DynamoDBClient;
   private readonly streams: DynamoDBStreamsClient;
@@ -161,6 +128,24 @@ export class StreamPoller {
       credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
     });
     if (options.dataDir) mkdirSync(options.dataDir, { recursive: true });
+    const file = this.file('dead-letters', 'jsonl');
+    if (file && existsSync(file)) {
+      for (const line of readFileSync(file, 'utf8').split('\n')) if (line.trim()) this.deadLetters.push(JSON.parse(line) as StreamDeadLetter);
+    }
+  }
+
+  /** Removes a dead letter (it was redriven); false when there is none with that request id. */
+  removeDeadLetter(requestId: string): boolean {
+    const index = this.deadLetters.findIndex((l) => l.requestContext.requestId === requestId);
+    if (index < 0) return false;
+    this.deadLetters.splice(index, 1);
+    const file = this.file('dead-letters', 'jsonl');
+    if (file) {
+      // Written whole and renamed: never half a file. Appends happen in this process only.
+      writeFileSync(`${file}.tmp`, this.deadLetters.map((l) => JSON.stringify(l) + '\n').join(''));
+      renameSync(`${file}.tmp`, file);
+    }
+    return true;
   }
 
   /** Delivers everything in the stream up to now (after any pass in progress); one pass. */
@@ -384,6 +369,7 @@ export class StreamPoller {
         endSequenceNumber: seqOf(records[records.length - 1]!),
         batchSize: records.length,
         streamArn,
+        ...arrivalOf(records),
       },
     };
     this.deadLetters.push(letter);

@@ -5,8 +5,10 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { checkQuotaLedgers, quotaFromLog, rebuildImages } from '../adapters/dynamodb';
 import { reconcile } from '../application/reconciler';
+import type { ServiceDeps } from '../application/service';
 import type { StorageLocation } from '../application/storageChoice';
 import { streamIdOf } from '../domain/storageImage';
 import { readConfig, type RuntimeConfig } from '../functions/shared/config';
@@ -106,7 +108,7 @@ export const historyCommand: OpsCommand = {
 /** What a running `npm start` writes into its data dir (local/stack.ts, LOCAL_STACK_FILE). */
 export const LOCAL_STACK_FILE = 'local-stack.json';
 
-interface LocalStackInfo {
+export interface LocalStackInfo {
   url: string;
   dynamodbEndpoint: string;
   ssmEndpoint: string;
@@ -131,46 +133,64 @@ export const reconcileCommand: OpsCommand = {
       }
       settleMs = n * 1000;
     }
-    // The hypervisors are reached through SSM: on AWS as the functions do (their
-    // environment: TABLE_PREFIX, STORAGE_PATH, STORAGE_HOST_ID, SSM_DOCUMENT_NAMES);
-    // locally through the running `npm start`'s Run Command endpoint.
-    let config: RuntimeConfig;
-    let dynamo = stores.client;
-    let ownClient: { destroy(): void } | undefined;
-    if (process.env.CC1_AWS === '1') {
-      config = readConfig();
-    } else {
-      const file = join(localDataDir(), LOCAL_STACK_FILE);
-      if (!existsSync(file)) {
-        io.err(`no running local server: ${file} is missing. Reconcile asks the hosts through the Run Command endpoint of \`npm start\`; start it first.`);
-        return 1;
-      }
-      const local = JSON.parse(readFileSync(file, 'utf8')) as LocalStackInfo;
-      config = {
-        ...readConfig(),
-        tablePrefix: local.prefix,
-        dynamodbEndpoint: local.dynamodbEndpoint,
-        ssmEndpoint: local.ssmEndpoint,
-        storagePath: local.storagePath,
-        storageHostId: local.storageHostId,
-        storages: local.storages,
-        ssmDocumentNames: {},
-        hostCommandPollMs: 25,
-      };
-      dynamo = localClient(local.dynamodbEndpoint);
-      ownClient = dynamo;
-      io.err(`(hosts through ${local.ssmEndpoint}, the Run Command endpoint of ${local.url})`);
-    }
-    try {
-      const { deps } = buildContainer(config, { dynamo, hosts: hostsOverSsm });
+    const report = await withHosts(stores.client, io, async ({ deps }) =>
       // Repairs are counted in the report; no metric lines on stdout.
-      const report = await reconcile({ ...deps, metrics: undefined }, settleMs === undefined ? {} : { settleMs });
-      io.out(JSON.stringify(report));
-      return 0;
-    } finally {
-      ownClient?.destroy();
-    }
+      reconcile({ ...deps, metrics: undefined }, settleMs === undefined ? {} : { settleMs }),
+    );
+    if (report === undefined) return 1;
+    io.out(JSON.stringify(report));
+    return 0;
   },
+};
+
+/** The service's dependencies with the hosts, and where the local stack runs (locally). */
+export interface HostAccess {
+  deps: ServiceDeps;
+  config: RuntimeConfig;
+  /** The running `npm start` (local mode only). */
+  local?: LocalStackInfo;
+}
+
+/**
+ * Runs `run` with the hosts reached through SSM: on AWS as the functions do (their
+ * environment: TABLE_PREFIX, STORAGE_PATH, STORAGE_HOST_ID or STORAGES,
+ * SSM_DOCUMENT_NAMES); locally through the Run Command endpoint of the running `npm
+ * start`. Undefined (said on stderr) when there is no running local stack.
+ */
+export const withHosts = async <T>(dynamo: DynamoDBClient, io: OpsIo, run: (access: HostAccess) => Promise<T>): Promise<T | undefined> => {
+  let config: RuntimeConfig;
+  let local: LocalStackInfo | undefined;
+  let ownClient: { destroy(): void } | undefined;
+  if (process.env.CC1_AWS === '1') {
+    config = readConfig();
+  } else {
+    const file = join(localDataDir(), LOCAL_STACK_FILE);
+    if (!existsSync(file)) {
+      io.err(`no running local server: ${file} is missing. This command asks the hosts through the Run Command endpoint of \`npm start\`; start it first.`);
+      return undefined;
+    }
+    local = JSON.parse(readFileSync(file, 'utf8')) as LocalStackInfo;
+    config = {
+      ...readConfig(),
+      tablePrefix: local.prefix,
+      dynamodbEndpoint: local.dynamodbEndpoint,
+      ssmEndpoint: local.ssmEndpoint,
+      storagePath: local.storagePath,
+      storageHostId: local.storageHostId,
+      storages: local.storages,
+      ssmDocumentNames: {},
+      hostCommandPollMs: 25,
+    };
+    dynamo = localClient(local.dynamodbEndpoint);
+    ownClient = dynamo;
+    io.err(`(hosts through ${local.ssmEndpoint}, the Run Command endpoint of ${local.url})`);
+  }
+  try {
+    const { deps } = buildContainer(config, { dynamo, hosts: hostsOverSsm });
+    return await run({ deps, config, ...(local ? { local } : {}) });
+  } finally {
+    ownClient?.destroy();
+  }
 };
 
 export const COMMANDS: OpsCommand[] = [rebuildCommand, historyCommand, reconcileCommand];

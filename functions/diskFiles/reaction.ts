@@ -9,12 +9,21 @@ import { storedEventOf } from '../../adapters/dynamodb/projector';
 import { onStoredEventForDiskFiles, type ServiceDeps } from '../../application/storageImages';
 import { withCorrelationId } from '../shared/correlation';
 
-export const diskFilesSink = (deps: () => ServiceDeps) => ({
+export const diskFilesSink = (
+  deps: () => ServiceDeps,
+  /** `onRecordError`: told each record's error before it becomes a batch item failure (the redrive reports it). */
+  options: { onRecordError?: (error: unknown, record: DynamoDBRecord) => void } = {},
+) => ({
   processBatch: (event: DynamoDBStreamEvent, context?: Context): Promise<DynamoDBBatchResponse> => {
     const handleRecord = async (record: DynamoDBRecord) => {
       const stored = storedEventOf(record);
       // The reaction works under the id of the request that appended the event.
-      if (stored) await withCorrelationId(stored.correlationId, () => onStoredEventForDiskFiles(deps(), stored));
+      try {
+        if (stored) await withCorrelationId(stored.correlationId, () => onStoredEventForDiskFiles(deps(), stored));
+      } catch (error) {
+        options.onRecordError?.(error, record);
+        throw error;
+      }
     };
     return processPartialResponse(event, handleRecord, new BatchProcessor(EventType.DynamoDBStreams), {
       ...(context ? { context } : {}),

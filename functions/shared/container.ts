@@ -48,9 +48,10 @@ export interface Hosts {
   storage: StorageHost;
 }
 
-const noHostsHere = (config: RuntimeConfig): Hosts => {
+/** Hosts that refuse every command: for code that only writes records (`who` names it in the error). */
+export const noHostsHere = (config: RuntimeConfig, who = 'this function'): Hosts => {
   const refuse = async (): Promise<never> => {
-    throw new Error('this function has no access to the hosts');
+    throw new Error(`${who} has no access to the hosts`);
   };
   const storages = storagesOf(config);
   return {

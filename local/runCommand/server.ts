@@ -55,6 +55,12 @@ export interface LocalRunCommandStats {
 export interface LocalRunCommand {
   url: string;
   stats: LocalRunCommandStats;
+  /**
+   * Takes an instance off line (its SSM agent cannot be reached) or back. Commands sent to
+   * an off-line instance end as SSM ends them after the delivery timeout: `TimedOut` /
+   * `DeliveryTimedOut`, nothing run (here at once, not after the timeout).
+   */
+  setOnline(instanceId: string, online: boolean): void;
   close(): Promise<void>;
 }
 
@@ -100,6 +106,7 @@ export async function startLocalRunCommand(options: LocalRunCommandOptions): Pro
   const log = options.log ?? (() => undefined);
   const stats: LocalRunCommandStats = { commandsAccepted: 0, commandsRejected: 0, stepsStarted: 0 };
   const commands = new Map<string, Command>();
+  const offline = new Set<string>();
   let closing = false;
 
   const instanceOf = (id: string): LocalInstance => {
@@ -267,6 +274,13 @@ export async function startLocalRunCommand(options: LocalRunCommandOptions): Pro
         pluginName: doc.mainSteps[0]?.name ?? '',
       };
       command.invocations.set(id, invocation);
+      if (offline.has(id)) {
+        invocation.status = 'TimedOut';
+        invocation.statusDetails = 'DeliveryTimedOut';
+        invocation.endedAt = new Date();
+        log(`[runcommand] ${command.id} ${documentName} not delivered: ${id} is off line`);
+        continue;
+      }
       const perInstance = { ...values, ...overrides(doc, instanceOf(id)) };
       void execute(command, invocation, doc, perInstance);
     }
@@ -434,6 +448,11 @@ export async function startLocalRunCommand(options: LocalRunCommandOptions): Pro
   return {
     url: `http://${options.host ?? '127.0.0.1'}:${port}`,
     stats,
+    setOnline(instanceId, online) {
+      instanceOf(instanceId);
+      if (online) offline.delete(instanceId);
+      else offline.add(instanceId);
+    },
     async close() {
       closing = true;
       for (const c of commands.values()) for (const i of c.invocations.values()) if (i.child) killGroup(i.child);

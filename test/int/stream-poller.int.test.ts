@@ -255,6 +255,8 @@ it('retries are bounded: the dead letter carries the batch info, and later recor
         endSequenceNumber: seqOf(records[2]!),
         batchSize: 3,
         streamArn: await streamArnOf(table),
+        approximateArrivalOfFirstRecord: expect.stringMatching(/^\d{4}-\d\d-\d\dT/),
+        approximateArrivalOfLastRecord: expect.stringMatching(/^\d{4}-\d\d-\d\dT/),
       },
     },
   ]);
@@ -262,6 +264,19 @@ it('retries are bounded: the dead letter carries the batch info, and later recor
   const file = readFileSync(join(dataDir, 'stream-dead-letters-projector.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
   expect(file).toEqual(poller.deadLetters);
   expect(await poller.drain()).toEqual({ delivered: 0, failed: 0, deadLettered: 0 });
+
+  // Kept across a restart, as a queue keeps them, until the redrive removes one.
+  const reopen = () => new StreamPoller({ endpoint: local.endpoint, tableName: table, handler: async () => undefined, dataDir, name: 'projector' });
+  const restarted = reopen();
+  expect(restarted.deadLetters).toEqual(poller.deadLetters);
+  const { requestId } = poller.deadLetters[0]!.requestContext;
+  expect(restarted.removeDeadLetter(requestId)).toBe(true);
+  expect(restarted.removeDeadLetter(requestId)).toBe(false);
+  expect(readFileSync(join(dataDir, 'stream-dead-letters-projector.jsonl'), 'utf8')).toBe('');
+  await restarted.close();
+  const again = reopen();
+  expect(again.deadLetters).toEqual([]);
+  await again.close();
 });
 
 it('a new poller on the same data dir resumes from the checkpoint file; without it, it starts from the beginning', async () => {
