@@ -189,7 +189,7 @@ export function describeHypervisorSuite(backend: HypervisorBackend, describeFn: 
         [['blockresize', '--domain', domain, '--path', file(5), '--size', '30720'], { code: 0, stdout: `Block device '${file(5)}' is resized\n`, stderr: '' }],
         [['blockresize', domain, 'vdg', '1MB'], { code: 0, stdout: "Block device 'vdg' is resized\n", stderr: '' }],
         [['domblkinfo', domain, file(5)], { code: 0, stdout: /^Capacity: {7}1000448\nAllocation: {5}\d+\nPhysical: {7}1000000\n\n$/, stderr: '' }],
-        [['blockresize', domain, 'vdg', '16MiB'], { code: 0, stdout: "Block device 'vdg' is resized\n", stderr: '' }],
+        [['blockresize', domain, 'vdg', '16mib'], { code: 0, stdout: "Block device 'vdg' is resized\n", stderr: '' }],
         [['blockresize', domain, 'vdz', '30M'], failed(["Failed to resize block device 'vdz'", "invalid argument: disk 'vdz' was not found in the domain config"])],
         [['domblkinfo', domain, 'vdz'], failed(['invalid argument: invalid path vdz not assigned to domain'])],
         [['blockresize', 'vm-1-999999', 'vdg', '30M'], failed(["failed to get domain 'vm-1-999999'"])],
@@ -210,7 +210,7 @@ export function describeHypervisorSuite(backend: HypervisorBackend, describeFn: 
       await ctx.hypervisor.detachDisk({ ...target, dev: 'vdg' });
     });
 
-    it('a disk of a shut-off domain does not grow: blockresize fails (domain is not running), the file keeps its size', async () => {
+    it('a disk of a shut-off domain does not grow: blockresize fails (domain is not running), the file keeps its size; no live attach or detach either', async () => {
       const stopped = `vm-${700_000 + Math.floor(Math.random() * 99_999)}-${process.pid % 100_000}`;
       await backend.startPersistentDomain(stopped);
       try {
@@ -224,9 +224,29 @@ export function describeHypervisorSuite(backend: HypervisorBackend, describeFn: 
         });
         expect(blockInfo(stopped, 'vdb')).toEqual({ capacity: 16 * MiB, physical: 16 * MiB });
         expect(statSync(file(6)).size).toBe(16 * MiB);
+        // Still defined, shut off, out of the list of running domains; no live change of its disks.
+        expect(backend.virsh(['domstate', stopped])).toEqual({ code: 0, stdout: 'shut off\n\n', stderr: '' });
+        expect(backend.virsh(['dominfo', stopped]).stdout).toMatch(/^Id: +-\n(.|\n)*^State: +shut off\n(.|\n)*^Persistent: +yes\n/m);
+        expect(backend.virsh(['list', '--name']).stdout.split('\n')).not.toContain(stopped);
+        const notRunning = (verb: string) => ({
+          code: 1,
+          stdout: '\n',
+          stderr: `error: Failed to ${verb} disk\nerror: Requested operation is not valid: domain is not running\n`,
+        });
+        expect(backend.virsh(['attach-disk', stopped, file(4), 'vdc', '--targetbus', 'virtio', '--live'])).toEqual(notRunning('attach'));
+        expect(backend.virsh(['detach-disk', stopped, 'vdb', '--live'])).toEqual(notRunning('detach'));
       } finally {
         await backend.removeDomain(stopped);
       }
+    });
+
+    it('grows a detached disk file (ResizeDiskFile); the same size again succeeds, a smaller size or a missing file is refused', async () => {
+      await ctx.storage.resizeDiskFile({ userId: 7, imageId: 4, sizeMb: 32 });
+      expect(statSync(file(4)).size).toBe(32 * MiB);
+      await ctx.storage.resizeDiskFile({ userId: 7, imageId: 4, sizeMb: 32 });
+      await expect(failureKind(ctx.storage.resizeDiskFile({ userId: 7, imageId: 4, sizeMb: 28 }))).resolves.toBe('failed');
+      expect(statSync(file(4)).size).toBe(32 * MiB);
+      await expect(failureKind(ctx.storage.resizeDiskFile({ userId: 7, imageId: 404, sizeMb: 32 }))).resolves.toBe('failed');
     });
 
     it('reports an unknown managed instance as unreachable', async () => {
