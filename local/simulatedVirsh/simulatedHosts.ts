@@ -30,3 +30,9 @@ export const setDomainRunning = (stateFile: string, domain: string, running: boo
 /** Test aid: every virsh call about this domain first sleeps `ms` (a wedged host). */
 export const setDomainDelay = (stateFile: string, domain: string, ms: number): Promise<void> =>
   sim(stateFile, ['cc1-sim-set-delay', domain, String(ms)]);
+
+/**
+ * Test aid: the domain stops as a persistent domain does (still defined, its disks kept,
+ * every live change refused: "domain is not running"). setDomainRunning(..., true) starts it again.
+ */
+export const setDomainShutOff = (stateFile: string, domain: string): Promise<void> => sim(stateFile, ['cc1-sim-shut-off', domain]);

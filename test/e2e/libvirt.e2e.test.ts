@@ -8,19 +8,36 @@
  * - auto-detach when the VM stops (the domain destroyed, its stop event through
  *   `POST /_local/events`), then a fresh attach after its restart gets the device back;
  * - boot-time disks: `POST /vms/{vmId}/disks`, then the `GET /vms/{vmId}/disks` XML put
- *   into a domain that is then started: `domblklist` shows them.
+ *   into a domain that is then started: `domblklist` shows them;
+ * - live resize of an attached virtio disk: `virsh domblkinfo` shows the new capacity (what
+ *   QEMU exposes to the guest), the image, its history and the quota follow; a smaller
+ *   size is refused; a blockresize that fails (the domain shut off behind the service's
+ *   back) leaves every size as it was.
  * Disks are raw files, and ext4 when this machine can make it (mkfs.ext4 and parted).
  *
  * Needs libvirt: skips with a loud warning without it, and FAILS when `CI` is set.
  * Domain names carry random VM and user ids (others may run libvirt tests at the same
- * time); every domain made here is destroyed in afterAll, whatever happened.
+ * time); every domain made here is destroyed (and undefined) in afterAll, whatever happened.
  */
+import { ListCommandInvocationsCommand, SSMClient, type CommandInvocation } from '@aws-sdk/client-ssm';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { DEFAULT_DOCUMENT_NAMES } from '../../adapters/ssm/documents';
+import { LOCAL_STACK_FILE } from '../../local/stack';
 import { startE2eStack, waitFor, type E2eStack } from '../support/e2eStack';
-import { LIBVIRT_URI, destroyDomain, domainXml, domblklist, libvirtSuiteMode, virsh } from '../support/libvirtTestDomains';
+import {
+  LIBVIRT_URI,
+  createPersistentDomain,
+  destroyDomain,
+  domainXml,
+  domblkinfo,
+  domblklist,
+  libvirtSuiteMode,
+  removeDomain,
+  virsh,
+} from '../support/libvirtTestDomains';
 
 jest.setTimeout(240_000);
 
@@ -48,6 +65,7 @@ const USER = 60_000 + Math.floor(Math.random() * 30_000);
 const VM0 = 800_000 + Math.floor(Math.random() * 90_000) * 10;
 const domainOf = (vmId: number) => `vm-${vmId}-${USER}`;
 const madeDomains = new Set<string>();
+const MiB = 1024 * 1024;
 
 /** Starts a transient test domain, with extra `<disk>` elements (boot-time disks) if given. */
 const startDomain = (vmId: number, disksXml: string[] = []) => {
@@ -82,7 +100,7 @@ let portal: string;
   });
 
   afterAll(async () => {
-    for (const name of madeDomains) destroyDomain(name);
+    for (const name of madeDomains) removeDomain(name);
     await stack?.stop();
   });
 
@@ -106,6 +124,29 @@ let portal: string;
   const running = async (vmId: number) => {
     startDomain(vmId);
     await stack.putVmEvent({ vmId, userId: USER, state: 'running' });
+  };
+  const resize = (id: number, sizeMb: number) => stack.rest('POST', `/storage-images/${id}/resize`, { token: user, body: { sizeMb } });
+  const usedMb = async (): Promise<number> => (await stack.rest('GET', '/quota', { token: user })).body.usedMb;
+  const history = async (id: number): Promise<Array<{ type: string; data: Record<string, unknown> }>> =>
+    (await stack.rest('GET', `/storage-images/${id}/history`, { token: user })).body.items;
+  /** The BlockResize commands the stack sent, oldest first, as its Run Command endpoint lists them (exit code, output). */
+  const blockResizeRuns = async (): Promise<Array<{ code: number | undefined; output: string }>> => {
+    const { ssmEndpoint } = JSON.parse(readFileSync(join(stack.dataDir, LOCAL_STACK_FILE), 'utf8')) as { ssmEndpoint: string };
+    const ssm = new SSMClient({ endpoint: ssmEndpoint, region: 'us-east-1', credentials: { accessKeyId: 'local', secretAccessKey: 'local' } });
+    try {
+      const all: CommandInvocation[] = [];
+      let NextToken: string | undefined;
+      do {
+        const page = await ssm.send(new ListCommandInvocationsCommand({ Details: true, NextToken }));
+        all.push(...(page.CommandInvocations ?? []));
+        NextToken = page.NextToken;
+      } while (NextToken);
+      return all
+        .filter((i) => i.DocumentName === DEFAULT_DOCUMENT_NAMES.blockResize)
+        .map((i) => ({ code: i.CommandPlugins?.[0]?.ResponseCode, output: i.CommandPlugins?.[0]?.Output ?? '' }));
+    } finally {
+      ssm.destroy();
+    }
   };
 
   test(`hot attach and detach on virtio and usb (${FS} and raw disks): the domain's disks follow every reply`, async () => {
@@ -190,5 +231,64 @@ let portal: string;
     for (const id of [sata.id, virtio.id]) {
       expect((await stack.rest('GET', `/storage-images/${id}`, { token: user })).body).toMatchObject({ vmId: null, diskDev: null });
     }
+  });
+
+  test('an attached virtio disk grows live: domblkinfo shows the new capacity; the image, its history and the quota follow', async () => {
+    const vm = VM0 + 4;
+    await running(vm);
+    const image = await readyImage('virtio', 'raw', 8);
+    expect((await attach(image.id, vm)).body).toMatchObject({ vmId: vm, diskDev: 'vdb' });
+    expect(domblkinfo(domainOf(vm), 'vdb').capacity).toBe(8 * MiB);
+    const used = await usedMb();
+    const runs = (await blockResizeRuns()).length;
+
+    const grown = await resize(image.id, 24);
+    expect(grown.status).toBe(200);
+    // Live, through the BlockResize document (not the storage host's file document).
+    expect((await blockResizeRuns()).slice(runs)).toEqual([{ code: 0, output: expect.stringContaining('CC1_OK: vdb of') }]);
+    expect(grown.body).toMatchObject({ id: image.id, sizeMb: 24, vmId: vm, diskDev: 'vdb', state: 'ok' });
+    // What QEMU exposes to the guest, read from the host directly; the raw file grew with it.
+    expect(domblkinfo(domainOf(vm), 'vdb')).toEqual({ capacity: 24 * MiB, physical: 24 * MiB });
+    expect(statSync(fileOf(image.id)).size).toBe(24 * MiB);
+    expect((await stack.rest('GET', `/storage-images/${image.id}`, { token: user })).body.sizeMb).toBe(24);
+    expect((await history(image.id)).at(-1)).toMatchObject({ type: 'StorageImageResized', data: { fromMb: 8, toMb: 24 } });
+    expect(await usedMb()).toBe(used + 16);
+
+    // Smaller (or equal) is refused before the host: nothing changes anywhere.
+    const smaller = await resize(image.id, 16);
+    expect([smaller.status, smaller.body.error?.code]).toEqual([400, 'image_invalid_size']);
+    expect(domblkinfo(domainOf(vm), 'vdb').capacity).toBe(24 * MiB);
+    expect(await usedMb()).toBe(used + 16);
+    // Still attached and usable: the disk is detached as before.
+    expect((await detach(image.id, vm)).body).toMatchObject({ vmId: null, diskDev: null, sizeMb: 24 });
+    expect(domblklist(domainOf(vm))).toEqual([]);
+  });
+
+  test('a blockresize that fails (the domain shut off behind the service) leaves the sizes, the history and the quota as they were', async () => {
+    const vm = VM0 + 5;
+    // Persistent: destroyed, it stays defined (shut off) with the disk in its config.
+    madeDomains.add(domainOf(vm));
+    createPersistentDomain(domainOf(vm));
+    await stack.putVmEvent({ vmId: vm, userId: USER, state: 'running' });
+    const image = await readyImage('virtio', 'raw', 8);
+    expect((await attach(image.id, vm)).body).toMatchObject({ vmId: vm, diskDev: 'vdb' });
+    const used = await usedMb();
+    const before = await history(image.id);
+    // The VM stops without a stop event: the records still say it runs, so the resize goes live.
+    destroyDomain(domainOf(vm));
+
+    const refused = await resize(image.id, 24);
+    expect([refused.status, refused.body.error?.code]).toEqual([409, 'image_resize']);
+    expect(refused.body.error.message).toBe('The host refused to resize the disk.');
+    // It was blockresize itself that failed, as the document's marker line tells the operator.
+    expect((await blockResizeRuns()).at(-1)).toEqual({
+      code: 11,
+      output: expect.stringMatching(/CC1_ERROR=failed: virsh blockresize: .*Requested operation is not valid: domain is not running/s),
+    });
+    expect(domblkinfo(domainOf(vm), 'vdb')).toEqual({ capacity: 8 * MiB, physical: 8 * MiB });
+    expect(statSync(fileOf(image.id)).size).toBe(8 * MiB);
+    expect((await stack.rest('GET', `/storage-images/${image.id}`, { token: user })).body).toMatchObject({ sizeMb: 8, vmId: vm, diskDev: 'vdb' });
+    expect(await history(image.id)).toEqual(before);
+    expect(await usedMb()).toBe(used);
   });
 });

@@ -1,7 +1,8 @@
 /**
  * SPEC 4.7 over HTTP against `tsx local/main.ts`: per-user quotas, admin repair (force
- * revoke of a failed image, disk retry, records-only force detach) and growing a
- * detached disk. Every REST reply is checked against docs/openapi.yaml by `stack.rest`.
+ * revoke of a failed image, disk retry, records-only force detach) and growing a disk,
+ * detached (its file) or attached on virtio (live, `virsh blockresize` of the simulated
+ * hypervisor). Every REST reply is checked against docs/openapi.yaml by `stack.rest`.
  *
  * A failed image is made as a storage host failure makes one: the owner's folder under
  * the storage path is taken by a plain file, so the storage document cannot `mkdir` it
@@ -27,6 +28,11 @@ beforeAll(async () => {
 afterAll(() => stack?.stop());
 
 const fileOf = (userId: number, imageId: number) => join(stack.dataDir, 'storage', String(userId), String(imageId));
+/** The simulated virsh of the running stack, called directly (as a test looks at a real host). */
+const simulatedVirsh = (...args: string[]) =>
+  execFileSync(SIMULATED_VIRSH, args, { env: { ...process.env, [SIMULATED_STATE_ENV]: join(stack.dataDir, 'simulated-virsh.json') }, encoding: 'utf8' });
+/** `virsh domblkinfo`'s Capacity: the size the guest sees. */
+const capacityOf = (domain: string, dev: string) => Number(/^Capacity:\s+(\d+)$/m.exec(simulatedVirsh('domblkinfo', domain, dev))?.[1]);
 
 const create = async (token: string, body: Record<string, unknown> = {}) =>
   stack.rest('POST', '/storage-images', { token, body: { name: 'data', diskController: 'virtio', sizeMb: 10, ...body } });
@@ -162,7 +168,7 @@ describe('admin repair', () => {
 
     // The host comes back without the disk (rebuilt after it died; here: the simulated virsh
     // unplugs it). The records freed the device in the same step, so the next disk gets vdb.
-    execFileSync(SIMULATED_VIRSH, ['detach-disk', `vm-${vmId}-${gus}`, 'vdb', '--live'], { env: { ...process.env, [SIMULATED_STATE_ENV]: join(stack.dataDir, 'simulated-virsh.json') } });
+    simulatedVirsh('detach-disk', `vm-${vmId}-${gus}`, 'vdb', '--live');
     const next = await create(gusT, { sizeMb: 4 });
     await settled(gusT, next.body.id);
     expect((await stack.rest('POST', `/storage-images/${next.body.id}/attach`, { token: gusT, body: { vmId } })).body.diskDev).toBe('vdb');
@@ -201,6 +207,36 @@ describe('resize', () => {
     // Someone else's image: image_permission.
     const other = await stack.rest('POST', `/storage-images/${made.body.id}/resize`, { token: await stack.token(322), body: { sizeMb: 30 } });
     expect(other.body.error.code).toBe('image_permission');
+  });
+
+  test('an attached virtio image grows live (blockresize): the size the guest sees, its file, the quota; a failed blockresize changes nothing', async () => {
+    const lea = 325;
+    const vmId = 3250;
+    const domain = `vm-${vmId}-${lea}`;
+    const leaT = await stack.token(lea);
+    await stack.putVmEvent({ vmId, userId: lea, state: 'running' });
+    const made = await create(leaT, { sizeMb: 10 });
+    expect((await settled(leaT, made.body.id)).state).toBe('ok');
+    expect((await stack.rest('POST', `/storage-images/${made.body.id}/attach`, { token: leaT, body: { vmId } })).body).toMatchObject({ vmId, diskDev: 'vdb' });
+    expect(capacityOf(domain, 'vdb')).toBe(10 * MiB);
+
+    const grown = await stack.rest('POST', `/storage-images/${made.body.id}/resize`, { token: leaT, body: { sizeMb: 30 } });
+    expect(grown.status).toBe(200);
+    expect(grown.body).toMatchObject({ sizeMb: 30, vmId, diskDev: 'vdb', state: 'ok' });
+    expect(capacityOf(domain, 'vdb')).toBe(30 * MiB);
+    expect(statSync(fileOf(lea, made.body.id)).size).toBe(30 * MiB);
+    expect((await stack.rest('GET', '/quota', { token: leaT })).body.usedMb).toBe(30);
+    expect((await historyOf(made.body.id)).at(-1)).toMatchObject({ type: 'StorageImageResized', data: { fromMb: 10, toMb: 30 } });
+
+    // The VM stops on its host without a stop event (a persistent domain, shut off): the
+    // records still say it runs, so the resize goes live and blockresize refuses.
+    simulatedVirsh('cc1-sim-shut-off', domain);
+    const refused = await stack.rest('POST', `/storage-images/${made.body.id}/resize`, { token: leaT, body: { sizeMb: 40 } });
+    expect([refused.status, refused.body.error?.code]).toEqual([409, 'image_resize']);
+    expect((await stack.rest('GET', `/storage-images/${made.body.id}`, { token: leaT })).body.sizeMb).toBe(30);
+    expect(statSync(fileOf(lea, made.body.id)).size).toBe(30 * MiB);
+    expect((await stack.rest('GET', '/quota', { token: leaT })).body.usedMb).toBe(30);
+    expect((await historyOf(made.body.id)).at(-1)?.type).toBe('StorageImageResized');
   });
 
   test('an attached non-virtio image is refused (image_attached); a failed image cannot grow (image_resize)', async () => {

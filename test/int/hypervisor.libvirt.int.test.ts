@@ -3,7 +3,16 @@
  * disk). Required in CI: without libvirt this suite fails when CI is set, and only
  * skips (loudly) on a developer machine. Set it up with `bash scripts/setup-libvirt.sh`.
  */
-import { LIBVIRT_URI, createTransientDomain, destroyDomain, domblklist, libvirtSuiteMode } from '../support/libvirtTestDomains';
+import { spawnSync } from 'node:child_process';
+import {
+  LIBVIRT_URI,
+  createPersistentDomain,
+  createTransientDomain,
+  destroyDomain,
+  domblklist,
+  libvirtSuiteMode,
+  removeDomain,
+} from '../support/libvirtTestDomains';
 import { describeHypervisorSuite } from '../support/libvirtHypervisorSuite';
 
 const mode = libvirtSuiteMode();
@@ -21,6 +30,13 @@ describeHypervisorSuite(
     startDomain: async (name) => createTransientDomain(name),
     stopDomain: async (name) => destroyDomain(name),
     targets: async (name) => domblklist(name),
+    virsh: (args) => {
+      const r = spawnSync('virsh', ['-c', LIBVIRT_URI, ...args], { encoding: 'utf8', timeout: 30_000 });
+      return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+    },
+    startPersistentDomain: async (name) => createPersistentDomain(name),
+    shutOff: async (name) => destroyDomain(name),
+    removeDomain: async (name) => removeDomain(name),
   },
   mode.run ? describe : describe.skip,
 );

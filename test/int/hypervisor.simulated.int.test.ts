@@ -1,16 +1,17 @@
 /**
- * The same attach/detach suite against the simulated virsh (always runs, no libvirt
- * needed), plus the timeout paths, which are easiest to provoke with a slow domain.
+ * The same attach/detach/resize suite against the simulated virsh (always runs, no
+ * libvirt needed), plus the timeout paths, which are easiest to provoke with a slow
+ * domain. The suite's wording cases are the real virsh's: the simulator answers as it.
  */
 import { ListCommandInvocationsCommand } from '@aws-sdk/client-ssm';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { HostCommandError } from '../../application/ports';
 import { SsmHypervisor } from '../../adapters/ssm/ssmHypervisor';
 import { startLocalRunCommand } from '../../local/runCommand/server';
-import { SIMULATED_STATE_ENV, SIMULATED_VIRSH, setDomainDelay, setDomainRunning } from '../../local/simulatedVirsh/simulatedHosts';
+import { SIMULATED_STATE_ENV, SIMULATED_VIRSH, setDomainDelay, setDomainRunning, setDomainShutOff } from '../../local/simulatedVirsh/simulatedHosts';
 import { HOST_ID, describeHypervisorSuite, failureKind, newClient } from '../support/libvirtHypervisorSuite';
 
 const stateDir = mkdtempSync(join(tmpdir(), 'cc1-sim-'));
@@ -34,6 +35,13 @@ describeHypervisorSuite({
   startDomain: (name) => setDomainRunning(stateFile, name, true),
   stopDomain: (name) => setDomainRunning(stateFile, name, false),
   targets: simulatedDomblklist,
+  virsh: (args) => {
+    const r = spawnSync(process.execPath, [SIMULATED_VIRSH, ...args], { env: { ...process.env, [SIMULATED_STATE_ENV]: stateFile }, encoding: 'utf8' });
+    return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+  },
+  startPersistentDomain: (name) => setDomainRunning(stateFile, name, true),
+  shutOff: (name) => setDomainShutOff(stateFile, name),
+  removeDomain: (name) => setDomainRunning(stateFile, name, false),
 });
 
 describe('timeouts (simulated virsh with a wedged domain)', () => {

@@ -82,6 +82,36 @@ export function createTransientDomain(name: string): void {
   }
 }
 
+/** Defines a persistent domain and starts it: destroyed, it stays defined, shut off, with the disks of its config. */
+export function createPersistentDomain(name: string): void {
+  const dir = mkdtempSync(join(tmpdir(), 'cc1-domain-'));
+  try {
+    const file = join(dir, 'domain.xml');
+    writeFileSync(file, domainXml(name));
+    virsh('define', file);
+    virsh('start', name);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Destroys and undefines a domain, transient or persistent (missing: nothing to do). */
+export function removeDomain(name: string): void {
+  destroyDomain(name);
+  try {
+    virsh('undefine', name);
+  } catch {
+    // transient, or already gone
+  }
+}
+
+/** `virsh domblkinfo <domain> <dev>` read directly: Capacity (what the guest sees) and Physical (the file), in bytes. */
+export function domblkinfo(name: string, dev: string): { capacity: number; physical: number } {
+  const field = (text: string, key: string) => Number(new RegExp(`^${key}:\\s+(\\d+)$`, 'm').exec(text)?.[1]);
+  const text = virsh('domblkinfo', name, dev);
+  return { capacity: field(text, 'Capacity'), physical: field(text, 'Physical') };
+}
+
 export function destroyDomain(name: string): void {
   try {
     virsh('destroy', name);
