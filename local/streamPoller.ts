@@ -20,7 +20,7 @@ import { randomUUID } from 'node:crypto';
 import { appendFileSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DescribeTableCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { DescribeStreamCommand, DynamoDBStreamsClient, GetRecordsCommand, GetShardIteratorCommand, type Shard } from '@aws-sdk/client-dynamodb-streams';
+import { DescribeStreamCommand, DynamoDBStreamsClient, GetRecordsCommand, GetShardIteratorCommand, type GetRecordsCommandOutput, type Shard } from '@aws-sdk/client-dynamodb-streams';
 import type { DynamoDBBatchResponse, DynamoDBRecord, DynamoDBStreamEvent } from 'aws-lambda';
 import type { StreamBatchInfo } from '../application/ports';
 import { toLambdaRecord } from '../adapters/dynamodb/streamRecords';
@@ -89,6 +89,10 @@ interface CheckpointFile {
 }
 
 const seqOf = (r: DynamoDBRecord): string => r.dynamodb?.SequenceNumber ?? '';
+
+/** GetRecords errors after which a new iterator at the checkpoint reads on; at most MAX_REFRESHES in a row. */
+const REREAD = new Set(['TrimmedDataAccessException', 'ExpiredIteratorException']);
+const MAX_REFRESHES = 5;
 
 /** Lambda's `approximateArrivalOf{First,Last}Record`, from the records' creation times. */
 const arrivalOf = (records: DynamoDBRecord[]): Pick<StreamBatchInfo, 'approximateArrivalOfFirstRecord' | 'approximateArrivalOfLastRecord'> => {
@@ -252,9 +256,21 @@ export class StreamPoller {
     const progress = this.progress.get(shardId) ?? {};
     this.progress.set(shardId, progress);
     let iterator = await this.iterator(streamArn, shardId, progress.checkpoint);
+    let refreshes = 0;
     while (iterator) {
       const retry = this.retries.get(shardId);
-      const out = await this.streams.send(new GetRecordsCommand({ ShardIterator: iterator, Limit: retry?.sizes[0] ?? this.batchSize }));
+      let out: GetRecordsCommandOutput;
+      try {
+        out = await this.streams.send(new GetRecordsCommand({ ShardIterator: iterator, Limit: retry?.sizes[0] ?? this.batchSize }));
+      } catch (e) {
+        // DynamoDB Local now and then answers a fresh iterator with TrimmedDataAccessException
+        // (aws/aws-sdk-java#2923; LocalStack works around it too); an iterator may also expire.
+        // Lambda's mapping takes a new iterator at its checkpoint and goes on: so does this.
+        if (!REREAD.has((e as Error).name) || ++refreshes > MAX_REFRESHES) throw e;
+        iterator = await this.iterator(streamArn, shardId, progress.checkpoint);
+        continue;
+      }
+      refreshes = 0;
       const read = (out.Records ?? []).map((r) => toLambdaRecord(r, streamArn));
       if (read.length === 0) {
         if (out.NextShardIterator) return false; // caught up with an open shard
