@@ -41,7 +41,8 @@ export interface StandaloneCommand {
   run(args: string[], io: OpsIo): Promise<number>;
 }
 
-const positiveInt = (s: string | undefined): number | undefined => (s !== undefined && /^[1-9]\d*$/.test(s) ? Number(s) : undefined);
+/** An id or count from the command line; at most 15 digits, so the Number is exact. */
+export const positiveInt = (s: string | undefined): number | undefined => (s !== undefined && /^[1-9]\d{0,14}$/.test(s) ? Number(s) : undefined);
 
 export const rebuildCommand: OpsCommand = {
   name: 'rebuild',

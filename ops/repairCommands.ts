@@ -24,7 +24,7 @@ import { isDomainError } from '../domain/errors';
 import type { Logger } from '../application/logger';
 import { readConfig } from '../functions/shared/config';
 import { localOptions, noHostsHere } from '../functions/shared/container';
-import { withHosts, type OpsCommand, type OpsIo } from './commands';
+import { positiveInt, withHosts, type OpsCommand, type OpsIo } from './commands';
 import type { Connection } from './connect';
 import { redriveDiskFiles } from './redriveDiskFiles';
 
@@ -72,7 +72,6 @@ const redriveCommand = async (flags: string[], { stores }: Connection, io: OpsIo
 };
 
 const OPERATOR: Actor = { kind: 'system', reason: 'forced' };
-const positiveInt = (s: string | undefined): number | undefined => (s !== undefined && /^[1-9]\d{0,14}$/.test(s) ? Number(s) : undefined);
 
 /** Log lines of the use cases, on stderr (stdout holds the command's answer, JSON lines). */
 export const stderrLogger = (io: OpsIo): Logger => {
