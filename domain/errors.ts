@@ -35,6 +35,8 @@ export const ERROR_CODES = {
   hypervisor_unavailable: 503,
   // The request ran out of time without waiting on a host (the service is overloaded)
   timeout: 503,
+  // The database did not answer, refused the connection, or throttled the request
+  service_unavailable: 503,
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
@@ -56,6 +58,6 @@ export class DomainError extends Error {
 
 export const isDomainError = (e: unknown): e is DomainError => e instanceof DomainError;
 
-export const fail = (code: ErrorCode, message: string): never => {
+export function fail(code: ErrorCode, message: string): never {
   throw new DomainError(code, message);
-};
+}

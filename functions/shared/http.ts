@@ -21,6 +21,7 @@ import { container } from './container';
 import { callerFromClaims, type Caller } from './identity';
 import { lazy } from './lazy';
 import { observability } from './observability';
+import { isDependencyUnavailable } from './unavailable';
 import type { RouteDef } from './routeTable';
 
 export type HttpEvent = Omit<APIGatewayProxyEventV2WithJWTAuthorizer, 'body'> & { body?: unknown; rawBody?: string };
@@ -34,9 +35,17 @@ export const json = (statusCode: number, body: unknown, headers: Record<string, 
 
 export const errorBody = (code: string, message: string) => ({ error: { code, message } });
 
+/** Seconds a client is asked to wait before retrying a 503 (SPEC 4.1: every 503 carries Retry-After). */
+export const RETRY_AFTER_SECONDS: Partial<Record<ErrorCode, number>> = { hypervisor_unavailable: 5, service_unavailable: 2, timeout: 2 };
+
+const unavailable = (code: ErrorCode, message: string): HttpResult =>
+  json(503, errorBody(code, message), { 'retry-after': String(RETRY_AFTER_SECONDS[code] ?? 2) });
+
 /** The one place a thrown error becomes an HTTP status and a `{error: {code, message}}` body. */
 export const errorReply = (error: unknown, logger: Logger): HttpResult => {
-  if (error instanceof DomainError) return json(error.httpStatus, errorBody(error.code, error.message));
+  if (error instanceof DomainError) {
+    return error.httpStatus === 503 ? unavailable(error.code, error.message) : json(error.httpStatus, errorBody(error.code, error.message));
+  }
   const name = (error as { name?: string } | undefined)?.name;
   if (name === 'IdempotencyAlreadyInProgressError') {
     return json(409, errorBody('idempotency_in_progress' satisfies ErrorCode, 'A request with this Idempotency-Key is still running; retry shortly.'));
@@ -49,7 +58,11 @@ export const errorReply = (error: unknown, logger: Logger): HttpResult => {
     // host blames the host: a read that times out is overload, and must not pass for a host's fault.
     const code: ErrorCode = error instanceof RequestTimedOut && error.duringHostWork ? 'hypervisor_unavailable' : 'timeout';
     const why = code === 'timeout' ? 'the service is overloaded' : 'the hypervisor host is slow or unreachable';
-    return json(503, errorBody(code, `The request did not finish in time (${why}); retry with the same Idempotency-Key.`));
+    return unavailable(code, `The request did not finish in time (${why}); retry with the same Idempotency-Key.`);
+  }
+  if (isDependencyUnavailable(error)) {
+    logger.warn('dependency unavailable', { error: error as Error });
+    return unavailable('service_unavailable', 'The database is unavailable or throttled; retry with the same Idempotency-Key.');
   }
   // middy's own refusals (bad JSON, bad content type) are the client's fault: 400.
   const status = (error as { statusCode?: number; expose?: boolean } | undefined)?.statusCode;
@@ -135,6 +148,24 @@ const bodyDepthLimit = {
   },
 };
 
+/**
+ * An Idempotency-Key is 1..255 printable ASCII characters (SPEC 3), not blank. Anything
+ * else is refused before the idempotency layer sees it: an empty key was hashed as the
+ * empty string, so every caller's empty-key create shared one record (issue 19).
+ */
+export const IDEMPOTENCY_KEY_PATTERN = /^[\x20-\x7E]{1,255}$/;
+
+const idempotencyKeyCheck = {
+  before: async (request: { event: HttpEvent }) => {
+    const headers = request.event.headers ?? {};
+    if (!Object.hasOwn(headers, 'idempotency-key')) return;
+    const key = headers['idempotency-key'] ?? '';
+    if (!IDEMPOTENCY_KEY_PATTERN.test(key) || key.trim() === '') {
+      throw new DomainError('validation', 'Idempotency-Key must be 1 to 255 printable characters, not blank.');
+    }
+  },
+};
+
 /** A read is never replayed from the idempotency store: it drops the header. */
 const readsSkipIdempotency = {
   before: async (request: { event: HttpEvent }) => {
@@ -161,7 +192,7 @@ export const httpStack = (route: (event: HttpEvent, context: Context) => Promise
     .use(bodyDepthLimit);
   if (options.idempotencyStore) {
     const persistenceStore = lazyPersistence(options.idempotencyStore);
-    stack.use(readsSkipIdempotency).use(
+    stack.use(readsSkipIdempotency).use(idempotencyKeyCheck).use(
       refusalKeepsTheRecord(
         makeHandlerIdempotent({
           persistenceStore,
@@ -172,6 +203,7 @@ export const httpStack = (route: (event: HttpEvent, context: Context) => Promise
             expiresAfterSeconds: 24 * 3600,
           }),
         }),
+        logger,
       ),
     );
   }
@@ -188,7 +220,7 @@ type Idempotency = ReturnType<typeof makeHandlerIdempotent>;
  * ORIGINAL request, so the original's retry ran a second time. A request refused in
  * `before` never saved a record of its own: its errors skip that `onError`.
  */
-const refusalKeepsTheRecord = (idempotency: Idempotency): Idempotency => {
+const refusalKeepsTheRecord = (idempotency: Idempotency, logger: Logger): Idempotency => {
   const refused = new WeakSet<object>();
   return {
     before: async (request) => {
@@ -201,7 +233,17 @@ const refusalKeepsTheRecord = (idempotency: Idempotency): Idempotency => {
     },
     after: idempotency.after,
     onError: async (request) => {
-      if (!refused.has(request)) await idempotency.onError!(request);
+      if (refused.has(request)) return;
+      // A request that ran out of time may still finish its work: its record stays in
+      // progress until it expires, so a retry cannot run the work a second time.
+      if ((request.error as { name?: string } | null)?.name === 'TimeoutError') return;
+      try {
+        await idempotency.onError!(request);
+      } catch (error) {
+        // The record could not be deleted (the database is down): the request still gets
+        // its own answer (a 503 when that is the cause); the record expires by itself.
+        logger.warn('idempotency record not released', { error: error as Error });
+      }
     },
   } as Idempotency;
 };

@@ -153,6 +153,7 @@ describe('error codes -> HTTP status', () => {
     idempotency_key_reused: 422,
     hypervisor_unavailable: 503,
     timeout: 503,
+    service_unavailable: 503,
   };
   test('the whole table', () => {
     expect(ERROR_CODES).toEqual(expected);

@@ -60,7 +60,7 @@ describe('an internal failure (the database cannot be reached)', () => {
   ])('%s answers HTTP 200 {status: "cm_error"}', async (path, body) => {
     const reply = await cc1Api(cc1Request(path, body), contextWith(10_000));
     expect({ http: reply.statusCode, status: bodyOf(reply).status }).toEqual({ http: 200, status: 'cm_error' });
-    expect(bodyOf(reply).data).toMatch(/^internal: /);
+    expect(bodyOf(reply).data).toMatch(/^service_unavailable: /);
   });
 
   test('a refusal that is the caller\'s doing keeps its own CC1 code (not cm_error)', async () => {
