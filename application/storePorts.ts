@@ -67,8 +67,32 @@ export interface StreamAppend {
   stateAfter: StorageImageState;
 }
 
+/**
+ * A write request's first effect, bound to its scoped Idempotency-Key in the same
+ * transaction (SPEC 3): a retry that finds the key bound answers the image it names.
+ */
+export interface WriteBinding {
+  /** The caller-, method- and route-scoped key (a hash; never the raw header). */
+  key: string;
+  imageId: number;
+}
+
+/** The key of a write was bound already (by the first try of this request): nothing was written. */
+export class WriteBoundError extends Error {
+  constructor(
+    readonly key: string,
+    /** The image the first try made. */
+    readonly imageId: number,
+  ) {
+    super(`write ${key} was done already (image ${imageId})`);
+    this.name = 'WriteBoundError';
+  }
+}
+
 /** The writes of one command step besides the events, committed with them or not at all. */
 export interface StepEffects {
+  /** Binds the request's Idempotency-Key to its effect: refused if bound already. */
+  binding?: WriteBinding;
   /** Devices given to an attach (`attachId`): refused if taken, if the VM is full or another user's. */
   claims?: { vmId: number; userId: number; dev: string; imageId: number; attachId: string; maxDevices: number }[];
   /** Devices freed: only if that attach holds them. */

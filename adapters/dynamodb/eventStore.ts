@@ -20,6 +20,7 @@ import {
   ConcurrencyError,
   DeviceClaimError,
   QuotaExceededError,
+  WriteBoundError,
   type EventStore,
   type LoadedStream,
   type StepEffects,
@@ -67,7 +68,12 @@ type ItemRole =
   | { role: 'row' }
   | { role: 'event' | 'head'; streamId: string; expectedVersion: number }
   | { role: 'vm'; vmId: number; devs: string[]; maxDevices: number; userId?: number }
-  | { role: 'quota'; userId: number; limitMb: number };
+  | { role: 'quota'; userId: number; limitMb: number }
+  | { role: 'binding'; key: string };
+
+/** How long a write's key binding is kept: as long as Powertools keeps the request's record, and a day more. */
+const BINDING_TTL_SECONDS = 2 * 24 * 3600;
+export const bindingKey = (key: string): string => `write#${key}`;
 
 export class DynamoEventStore implements EventStore {
   constructor(
@@ -125,6 +131,14 @@ export class DynamoEventStore implements EventStore {
       items.push({ Update: { TableName: this.controlTable, Key: { pk: quotaKey(update.userId) }, ...update.expression, ReturnValuesOnConditionCheckFailure: 'ALL_OLD' } });
       roles.push({ role: 'quota', userId: update.userId, limitMb: update.limitMb });
     }
+    if (effects?.binding) {
+      const { key, imageId } = effects.binding;
+      const expiration = Math.floor(Date.parse(e0Time(stored)) / 1000) + BINDING_TTL_SECONDS;
+      items.push({
+        Put: { TableName: this.controlTable, Item: { pk: bindingKey(key), imageId, expiration }, ConditionExpression: 'attribute_not_exists(pk)', ReturnValuesOnConditionCheckFailure: 'ALL_OLD' },
+      });
+      roles.push({ role: 'binding', key });
+    }
     try {
       await this.doc.send(new TransactWriteCommand({ TransactItems: items, ClientRequestToken: randomUUID() }));
     } catch (error) {
@@ -172,6 +186,11 @@ const cancellationError = (error: unknown, roles: ItemRole[]): unknown => {
   if (head || (conflict >= 0 && failed.length === 0)) {
     const role = (head?.role ?? roles.find((r) => r.role === 'head')) as Extract<ItemRole, { role: 'event' | 'head' }>;
     return new ConcurrencyError(role.streamId, role.expectedVersion);
+  }
+  const binding = failed.find(({ role }) => role.role === 'binding');
+  if (binding && binding.role.role === 'binding') {
+    const old = binding.r.Item ? unmarshall(binding.r.Item) : {};
+    return new WriteBoundError(binding.role.key, Number(old.imageId));
   }
   const vm = failed.find(({ role }) => role.role === 'vm');
   if (vm && vm.role.role === 'vm') {

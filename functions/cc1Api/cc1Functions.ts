@@ -76,6 +76,8 @@ export interface Cc1Request {
   caller: Caller;
   body: unknown;
   deps: ServiceDeps;
+  /** The request's scoped Idempotency-Key (functions/shared/http.ts RequestScope). */
+  writeKey?: string;
 }
 
 /**
@@ -134,6 +136,7 @@ export const USER_FUNCTIONS: Record<Cc1UserFunction, Cc1Function> = {
       r.deps,
       { name: p.name, description: p.description ?? '', filesystem: p.filesystem ?? 'raw', sizeMb: p.size, diskController: p.disk_controller },
       actor,
+      r.writeKey,
     );
     return cc1ImageDict(view);
   },

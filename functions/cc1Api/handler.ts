@@ -51,7 +51,8 @@ const FUNCTIONS: Record<Cc1RouteDef['scope'], Record<string, Cc1Function>> = { u
 const router = httpRouter(
   CC1_ROUTES.map((route) => ({
     ...route,
-    handler: async (event, { caller, deps }) => cc1Reply('ok', await FUNCTIONS[route.scope][route.fn]!({ caller, body: event.body, deps })),
+    handler: async (event, { caller, deps, writeKey }) =>
+      cc1Reply('ok', await FUNCTIONS[route.scope][route.fn]!({ caller, body: event.body, deps, ...(writeKey ? { writeKey } : {}) })),
   })),
   (_method, path) => `No CC1 function at ${path}.`,
 );

@@ -16,8 +16,8 @@ const logger = serviceLogger();
 const router = httpRouter(
   ROUTES.map((route) => ({
     ...route,
-    handler: async (event, { caller, deps }) => {
-      const reply = await route.run({ caller, params: event.pathParameters ?? {}, query: event.queryStringParameters ?? {}, body: event.body, deps });
+    handler: async (event, { caller, deps, writeKey }) => {
+      const reply = await route.run({ caller, params: event.pathParameters ?? {}, query: event.queryStringParameters ?? {}, body: event.body, deps, ...(writeKey ? { writeKey } : {}) });
       return json(reply.status, reply.body);
     },
   })),

@@ -22,6 +22,8 @@ export interface RouteRequest {
   query: Record<string, string | undefined>;
   body: unknown;
   deps: ServiceDeps;
+  /** The request's scoped Idempotency-Key (functions/shared/http.ts RequestScope). */
+  writeKey?: string;
 }
 
 export interface RouteReply {
@@ -72,12 +74,13 @@ const portalOrAdmin = (caller: Caller) => {
 
 /** One handler per route of the table (functions/shared/routeTable.ts): a route missing or extra here fails the type check. */
 export const ROUTE_HANDLERS: Record<RestRouteKey, Route['run']> = {
-  'POST /storage-images': async ({ caller, body, deps }) => {
+  'POST /storage-images': async ({ caller, body, deps, writeKey }) => {
     const input = parseBody(createBody, body);
     const view = await images.createImage(
       deps,
       { ...input, description: input.description ?? '', filesystem: input.filesystem ?? 'raw' },
       { kind: 'user', userId: caller.userId },
+      writeKey,
     );
     return { status: 201, body: view };
   },

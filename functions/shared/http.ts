@@ -4,6 +4,7 @@
  * writes (Idempotency-Key header), routing (@middy/http-router), and errors turned
  * into replies last. Route code stays free of plumbing.
  */
+import { createHash } from 'node:crypto';
 import middy from '@middy/core';
 import httpHeaderNormalizer from '@middy/http-header-normalizer';
 import httpJsonBodyParser from '@middy/http-json-body-parser';
@@ -267,11 +268,25 @@ const lazyPersistence = (make: () => BasePersistenceLayer): BasePersistenceLayer
 export interface RequestScope {
   caller: Caller;
   deps: ServiceDeps;
+  /**
+   * The write's Idempotency-Key scoped to the caller, the method and the route (the same
+   * parts as the idempotency record's key), hashed: what a create binds its image to in
+   * its own transaction. Absent for reads and requests without the header.
+   */
+  writeKey?: string;
 }
+
+const writeKeyOf = (event: HttpEvent): string | undefined => {
+  const key = event.headers?.['idempotency-key'];
+  if (key === undefined || event.requestContext.http.method === 'GET') return undefined;
+  const parts = [event.requestContext.authorizer?.jwt?.claims?.sub, event.requestContext.http.method, event.rawPath, key];
+  return createHash('sha256').update(JSON.stringify(parts)).digest('hex');
+};
 
 const scopeOf = (event: HttpEvent): RequestScope => {
   const { config, deps } = container();
-  return { caller: callerFromClaims(event.requestContext.authorizer?.jwt?.claims, config.userIdClaim), deps };
+  const writeKey = writeKeyOf(event);
+  return { caller: callerFromClaims(event.requestContext.authorizer?.jwt?.claims, config.userIdClaim), deps, ...(writeKey ? { writeKey } : {}) };
 };
 
 export interface HttpRoute extends RouteDef {

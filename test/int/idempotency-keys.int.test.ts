@@ -10,6 +10,7 @@ import '../../local/localDefaults';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { DeleteItemCommand, ScanCommand } from '@aws-sdk/client-dynamodb';
 import { signLocalToken } from '../../local/jwt';
 import { startLocalStack, type LocalStack } from '../../local/stack';
 
@@ -70,6 +71,34 @@ test('two callers with the same key each get their own image; the same caller\'s
   const again = await call(7404, 'POST', '/storage-images', disk('a'), headers);
   expect(again.json.id).toBe(a.json.id);
   expect((await mine(7404)).length).toBe(1);
+});
+
+/** What a crash between the create's commit and the completion of its idempotency record leaves: no record (it expired). */
+const forgetIdempotencyRecords = async () => {
+  const TableName = `${stack.dynamo.prefix}-control`;
+  const { Items = [] } = await stack.dynamo.client.send(new ScanCommand({ TableName, ConsistentRead: true }));
+  // Powertools' records: the items with its `status` (INPROGRESS / COMPLETED).
+  const records = Items.filter((item) => item.status?.S !== undefined && item.expiration !== undefined);
+  for (const item of records) await stack.dynamo.client.send(new DeleteItemCommand({ TableName, Key: { pk: item.pk! } }));
+  return records.length;
+};
+
+test('a create retried after its idempotency record was lost (a crash before completion) answers the first image: one image, quota charged once', async () => {
+  const headers = { 'idempotency-key': 'crash-between-commit-and-record' };
+  const first = await call(7407, 'POST', '/storage-images', disk('once'), headers);
+  expect(first.status).toBe(201);
+  expect(await forgetIdempotencyRecords()).toBeGreaterThan(0);
+  const retry = await call(7407, 'POST', '/storage-images', disk('once'), headers);
+  expect({ status: retry.status, id: retry.json.id }).toEqual({ status: 201, id: first.json.id });
+  expect((await mine(7407)).map((i) => i.id)).toEqual([first.json.id]);
+  expect((await call(7407, 'GET', '/quota')).json.usedMb).toBe(1);
+  // The CC1 API's create binds its key the same way.
+  const cc1Body = { caller_id: 7407, name: 'cc1 once', size: 1, disk_controller: 1, filesystem: 0 };
+  const cc1First = await call(7407, 'POST', '/user/storage_image/create/', cc1Body, { 'idempotency-key': 'cc1-crash' });
+  await forgetIdempotencyRecords();
+  const cc1Retry = await call(7407, 'POST', '/user/storage_image/create/', cc1Body, { 'idempotency-key': 'cc1-crash' });
+  expect(cc1Retry.json.data.storage_image_id).toBe(cc1First.json.data.storage_image_id);
+  expect((await mine(7407)).length).toBe(2);
 });
 
 test('with the database killed, REST answers 503 service_unavailable with Retry-After, the CC1 API cm_error; never 500', async () => {
