@@ -2,6 +2,7 @@
  * `npm run token -- --user 42 [--admin] [--portal] [--hours 12]`: prints a local token.
  */
 import { parseArgs } from 'node:util';
+import { ID_PATTERN } from '../domain/ids';
 import { signLocalToken } from './jwt';
 
 const { values } = parseArgs({
@@ -13,7 +14,7 @@ const { values } = parseArgs({
   },
 });
 
-if (!values.user || !/^[1-9][0-9]{0,14}$/.test(values.user)) {
+if (!values.user || !ID_PATTERN.test(values.user)) {
   console.error('usage: npm run token -- --user <CC1 user id> [--admin] [--portal] [--hours 12]');
   process.exit(2);
 }

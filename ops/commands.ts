@@ -11,6 +11,7 @@ import { reconcile } from '../application/reconciler';
 import type { ServiceDeps } from '../application/service';
 import type { StorageLocation } from '../application/storageChoice';
 import { streamIdOf } from '../domain/storageImage';
+import { ID_PATTERN } from '../domain/ids';
 import { readConfig, type RuntimeConfig } from '../functions/shared/config';
 import { buildContainer } from '../functions/shared/container';
 import { hostsOverSsm } from '../functions/shared/hostsOverSsm';
@@ -42,7 +43,7 @@ export interface StandaloneCommand {
 }
 
 /** An id or count from the command line; at most 15 digits, so the Number is exact. */
-export const positiveInt = (s: string | undefined): number | undefined => (s !== undefined && /^[1-9]\d{0,14}$/.test(s) ? Number(s) : undefined);
+export const positiveInt = (s: string | undefined): number | undefined => (s !== undefined && ID_PATTERN.test(s) ? Number(s) : undefined);
 
 export const rebuildCommand: OpsCommand = {
   name: 'rebuild',

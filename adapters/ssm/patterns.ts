@@ -3,16 +3,24 @@
  * (anchored; JS and SSM's regex engine agree on these) and the managed instance ids
  * that name hosts. Apart from the documents, so small bundles can check values cheaply.
  */
+import { DISK_CONTROLLERS, FILESYSTEMS } from '../../domain/catalog';
+import { DOMAIN_NAME, ID_DIGITS } from '../../domain/ids';
+
+/** `^(a|b|c)$` of a catalogue's names (they are plain lowercase words: nothing to escape). */
+const oneOf = (names: readonly string[]): string => `^(${names.join('|')})$`;
+
 export const PATTERNS = {
-  domain: '^vm-[0-9]{1,10}-[0-9]{1,10}$',
+  /** From domain/ids.ts, as every other id check. */
+  domain: `^${DOMAIN_NAME}$`,
   dev: '^(vd|sd|hd)[b-z]$',
-  bus: '^(virtio|usb|scsi|sata|ide)$',
+  /** From domain/catalog.ts. */
+  bus: oneOf(DISK_CONTROLLERS.map((c) => c.name)),
   /** Absolute path; letters, digits and `/_.-` only; no `..` anywhere. */
   file: '^(?!.*\\.\\.)/[A-Za-z0-9/_.-]{1,200}$',
   libvirtUri: '^(qemu|qemu\\+ssh|qemu\\+tls|test)://[A-Za-z0-9.-]{0,64}/(system|session|default)$',
-  id: '^[0-9]{1,10}$',
+  id: `^${ID_DIGITS}$`,
   sizeMb: '^[1-9][0-9]{0,6}$',
-  filesystem: '^(raw|fat32|ext4|reiserfs|xfs|ntfs)$',
+  filesystem: oneOf(FILESYSTEMS.map((f) => f.name)),
   /** An SSM managed instance id: EC2 (`i-…`) or hybrid-activated (`mi-…`). */
   managedInstanceId: '^(i|mi)-[0-9a-f]{8,17}$',
 } as const;

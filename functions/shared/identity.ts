@@ -4,6 +4,7 @@
  * `cognito:groups` or `groups`.
  */
 import { DomainError } from '../../domain/errors';
+import { ID_PATTERN } from '../../domain/ids';
 import type { Actor } from '../../domain/storageImage';
 
 export interface Caller {
@@ -34,7 +35,7 @@ export const parseGroups = (value: unknown): string[] => {
   return text.split(/[\s,]+/).filter(Boolean);
 };
 
-const USER_ID = /^[1-9][0-9]{0,14}$/;
+const USER_ID = ID_PATTERN;
 
 export const callerFromClaims = (claims: Claims | undefined, userIdClaim = 'sub'): Caller => {
   if (!claims) throw new DomainError('unauthorized', 'A bearer token is required.');

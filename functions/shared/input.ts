@@ -9,8 +9,9 @@ import { en } from 'zod/locales';
 import { DISK_CONTROLLERS, FILESYSTEMS, IMAGE_STATES, type ImageStateName } from '../../domain/catalog';
 import { DomainError } from '../../domain/errors';
 
-/** CC1 ids and user/VM ids: positive integers that fit a JS number exactly. */
-export const ID_PATTERN = /^[1-9][0-9]{0,14}$/;
+import { ID_MAX, ID_PATTERN } from '../../domain/ids';
+
+export { ID_PATTERN };
 
 export const parseId = (value: unknown, what: string): number => {
   const text = typeof value === 'number' && Number.isSafeInteger(value) ? String(value) : value;
@@ -22,7 +23,8 @@ export const parseId = (value: unknown, what: string): number => {
 
 z.config(en()); // mini carries no messages by default: the classic API's English ones
 
-export const id = z.int().check(z.positive(), z.maximum(Number.MAX_SAFE_INTEGER));
+/** An id in a JSON body: an integer within domain/ids.ts's rule. */
+export const id = z.int().check(z.positive(), z.maximum(ID_MAX));
 
 const controllerNames = DISK_CONTROLLERS.map((c) => c.name) as [string, ...string[]];
 const filesystemNames = FILESYSTEMS.map((f) => f.name) as [string, ...string[]];

@@ -9,13 +9,13 @@
 import * as z from 'zod/mini';
 import { en } from 'zod/locales';
 import type { VmStateChange } from '../../application/storePorts';
+import { DOMAIN_NAME } from '../../domain/ids';
+import { id } from '../shared/input';
 import { DomainError } from '../../domain/errors';
 import { PATTERNS } from '../../adapters/ssm/patterns';
 
 z.config(en()); // mini carries no messages by default: the same English ones as the classic API
 
-/** CC1 user/VM ids: positive integers that fit a JS number exactly (as `id` in shared/input.ts). */
-const id = z.int().check(z.positive(), z.maximum(Number.MAX_SAFE_INTEGER));
 
 export const VM_EVENT_SOURCE = 'cc1.hypervisor';
 export const VM_EVENT_DETAIL_TYPE = 'VM State Change';
@@ -24,7 +24,7 @@ const detailSchema = z
   .object({
     vmId: id,
     userId: id,
-    domain: z.string().check(z.regex(/^vm-[0-9]{1,15}-[0-9]{1,15}$/)),
+    domain: z.string().check(z.regex(new RegExp(`^${DOMAIN_NAME}$`))),
     hostId: z.string().check(z.regex(new RegExp(PATTERNS.managedInstanceId))),
     state: z.enum(['running', 'stopped']),
     reason: z.optional(z.string().check(z.regex(/^[a-z][a-z0-9_-]{0,31}$/))),
