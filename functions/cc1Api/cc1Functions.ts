@@ -23,6 +23,17 @@ import type { Caller } from '../shared/identity';
 import { id, parseBody } from '../shared/input';
 import type { Cc1AdminFunction, Cc1UserFunction } from '../shared/routeTable';
 
+/**
+ * CC1's date format (`json_convert` in CC1's src/cm/utils/decorators.py: `strftime("%d.%m.%Y, %H:%M:%S")`),
+ * which its EC2 front end parses back (src/ec2/helpers/parse.py `parseClmDate`). In UTC.
+ */
+export const cc1Date = (iso: string): string => {
+  const d = new Date(iso);
+  if (Number.isNaN(d.getTime())) return iso;
+  const two = (n: number) => String(n).padStart(2, '0');
+  return `${two(d.getUTCDate())}.${two(d.getUTCMonth() + 1)}.${d.getUTCFullYear()}, ${two(d.getUTCHours())}:${two(d.getUTCMinutes())}:${two(d.getUTCSeconds())}`;
+};
+
 /** CC1's dict of a storage image. */
 export const cc1ImageDict = (view: ImageView) => ({
   storage_image_id: view.id,
@@ -31,7 +42,7 @@ export const cc1ImageDict = (view: ImageView) => ({
   name: view.name,
   description: view.description,
   disk_controller: diskControllerId(view.diskController as DiskController),
-  creation_date: view.creationDate,
+  creation_date: cc1Date(view.creationDate),
   progress: view.progress,
   state: imageStateId(view.state as ImageStateName),
   size: view.sizeMb,
@@ -40,36 +51,48 @@ export const cc1ImageDict = (view: ImageView) => ({
   vm_name: view.vmId === null ? '' : `vm-${view.vmId}`,
 });
 
+/**
+ * An integer as CC1's CM took it: a JSON number, or a string of digits. Django's
+ * `objects.get(pk="12")` and `int(...)` accepted both, and CC1's web interface sends ids
+ * straight from the URL as strings (src/wi/utils/views.py), its EC2 front end too.
+ */
+const cc1Int = <T>(schema: z.ZodMiniType<T, number>) =>
+  z.pipe(
+    z.union([z.number(), z.pipe(z.string().check(z.regex(/^\s*-?[0-9]{1,16}\s*$/, 'expected an integer')), z.transform((text: string) => Number(text.trim())))]),
+    schema,
+  );
+const cc1Id = cc1Int(id);
+
 const controllerId = z.pipe(
-  z.int().check(z.refine((v) => diskControllerById(v) !== undefined, 'unknown disk controller id')),
+  cc1Int(z.int()).check(z.refine((v) => diskControllerById(v) !== undefined, 'unknown disk controller id')),
   z.transform((v: number) => diskControllerById(v)!),
 );
 const filesystemId = z.pipe(
-  z.int().check(z.refine((v) => filesystemById(v) !== undefined, 'unknown filesystem id')),
+  cc1Int(z.int()).check(z.refine((v) => filesystemById(v) !== undefined, 'unknown filesystem id')),
   z.transform((v: number) => filesystemById(v)!),
 );
 
 // CC1's views ignored parameters they did not know: loose objects.
-const caller = { caller_id: id };
-const oneImage = z.looseObject({ ...caller, storage_image_id: id });
+const caller = { caller_id: cc1Id };
+const oneImage = z.looseObject({ ...caller, storage_image_id: cc1Id });
 const schemas = {
   create: z.looseObject({
     ...caller,
     name: z.string(),
     description: z.optional(z.string()),
     filesystem: z.optional(filesystemId),
-    size: z.int().check(z.minimum(1)),
+    size: cc1Int(z.int().check(z.minimum(1))),
     disk_controller: controllerId,
   }),
   get_list: z.looseObject(caller),
   get_by_id: oneImage,
   delete: oneImage,
-  edit: z.looseObject({ ...caller, storage_image_id: id, name: z.optional(z.string()), description: z.optional(z.string()), disk_controller: z.optional(controllerId) }),
-  attach: z.looseObject({ ...caller, storage_image_id: id, vm_id: id }),
-  detach: z.looseObject({ ...caller, storage_image_id: id, vm_id: z.optional(id) }),
+  edit: z.looseObject({ ...caller, storage_image_id: cc1Id, name: z.optional(z.string()), description: z.optional(z.string()), disk_controller: z.optional(controllerId) }),
+  attach: z.looseObject({ ...caller, storage_image_id: cc1Id, vm_id: cc1Id }),
+  detach: z.looseObject({ ...caller, storage_image_id: cc1Id, vm_id: z.optional(cc1Id) }),
   get_disk_controllers: z.looseObject(caller),
   get_filesystems: z.looseObject(caller),
-  admin_get_list: z.looseObject({ ...caller, user_id: z.optional(id) }),
+  admin_get_list: z.looseObject({ ...caller, user_id: z.optional(cc1Id) }),
 };
 
 export interface Cc1Request {

@@ -80,7 +80,8 @@ describe('user functions', () => {
       vm_name: '',
     });
     expect(Number.isInteger(data.storage_image_id)).toBe(true);
-    expect(Date.parse(data.creation_date)).not.toBeNaN();
+    // CC1's format (json_convert in CC1's src/cm/utils/decorators.py), not ISO.
+    expect(data.creation_date).toMatch(/^[0-3][0-9]\.[01][0-9]\.[0-9]{4}, [0-2][0-9]:[0-5][0-9]:[0-5][0-9]$/);
     // Read-your-writes, then readiness.
     const got = ok(await stack.cc1('user', 'get_by_id', user, { caller_id: USER, storage_image_id: data.storage_image_id }));
     expect(got.name).toBe('legacy');
