@@ -18,7 +18,7 @@ import { STATE_OR_ATTACHMENT_CHANGES } from '../application/changeNotifications'
 import { DISK_FILE_EVENT_TYPES } from '../application/diskFiles';
 import { CHANGE_EVENT_BUS_ENV } from '../functions/changeNotifications/busName';
 import { DOCUMENTS, type DocumentKey } from '../adapters/ssm/documents';
-import { ENV } from '../functions/shared/config';
+import { ENV, RECONCILE_EVERY_MINUTES } from '../functions/shared/config';
 import { readDeployConfig, vmEventsArchiveName, vmStateChangeRuleName, type DeployConfig } from './config';
 import { nagArn } from './nag';
 import { Alarms, serviceMetric } from './constructs/alarms';
@@ -276,7 +276,7 @@ export class StorageImagesStack extends Stack {
     // ---- 8. The reconciler: records vs. hosts every five minutes (the quota ledger needs none: it is transactional) ----
     new events.Rule(this, 'ReconcileSchedule', {
       description: 'Run the reconciler: records against the hosts (virsh domblklist), repairs of interrupted commands',
-      schedule: events.Schedule.rate(Duration.minutes(5)),
+      schedule: events.Schedule.rate(Duration.minutes(RECONCILE_EVERY_MINUTES)),
       targets: [new targets.LambdaFunction(reconciler.fn, { retryAttempts: 0 })],
     });
     reconciler.fn.configureAsyncInvoke({ retryAttempts: 0 }); // the next run comes in five minutes

@@ -52,7 +52,8 @@ export interface LocalApiOptions {
 export interface LocalApi {
   url: string;
   server: Server;
-  close(): Promise<void>;
+  /** Stops taking connections and waits up to `drainMs` (default 0) for requests in flight. */
+  close(drainMs?: number): Promise<void>;
 }
 
 const PUT_EVENTS_PATH = /^\/_local\/events\/?$/;
@@ -259,10 +260,19 @@ export const startLocalApi = async (options: LocalApiOptions): Promise<LocalApi>
   return {
     url: `http://${options.host ?? '127.0.0.1'}:${port}`,
     server,
-    close: () =>
+    close: (drainMs = 0) =>
       new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
+        // No new connections; idle keep-alive ones close now; requests in flight get up to
+        // `drainMs` to finish and answer (a cut attach would leave its saga to the reconciler).
+        const force = setTimeout(() => server.closeAllConnections(), drainMs);
+        // A keep-alive connection whose request just answered is idle now: close it too.
+        const idle = setInterval(() => server.closeIdleConnections(), 50);
+        server.close(() => {
+          clearTimeout(force);
+          clearInterval(idle);
+          resolve();
+        });
+        server.closeIdleConnections();
       }),
   };
 };

@@ -37,6 +37,10 @@ export interface LocalDynamoOptions {
   tables?: TableDef[];
   /** An endpoint to use instead of starting a server (default: CC1_DYNAMODB_ENDPOINT when set and no dataDir). */
   endpoint?: string;
+  /** Where restart lines go (default: stderr). */
+  log?: (line: string) => void;
+  /** Called once when a database this process started died and could not be brought back. */
+  onFatal?: (line: string) => void;
 }
 
 export interface LocalDynamo {
@@ -89,6 +93,9 @@ const freePort = (): Promise<number> =>
     });
   });
 
+/** Whether util-linux's setpriv (stock Debian) is here to tie the JVM's life to this process. */
+const PDEATHSIG_LAUNCHER = spawnSync('setpriv', ['--version'], { stdio: 'ignore' }).status === 0;
+
 const sleep = (ms: number) => new Promise((ok) => setTimeout(ok, ms));
 
 /** The folder of the DynamoDB Local jar inside the npm package. */
@@ -101,16 +108,18 @@ export interface DynamoServer {
   endpoint: string;
   pid: number;
   stop(): Promise<void>;
+  /** Settles when the JVM exits by itself (a crash, a kill), never when stop() ended it. */
+  died: Promise<string>;
 }
 
 /**
  * Starts the JVM (in memory, or on `dataDir`) on a free loopback port and waits until
  * it answers. The package's own spawn() cannot cap the heap, so the jar is run here.
  */
-export const startDynamoServer = async (options: { dataDir?: string; heapMb?: number; jvmArgs?: string[] } = {}): Promise<DynamoServer> => {
+export const startDynamoServer = async (options: { dataDir?: string; heapMb?: number; jvmArgs?: string[]; port?: number } = {}): Promise<DynamoServer> => {
   checkJava();
   const jars = jarFolder();
-  const port = await freePort();
+  const port = options.port ?? (await freePort());
   const args = [
     `-Xmx${options.heapMb ?? DEFAULT_HEAP_MB}m`,
     '-XX:+UseSerialGC', // one small collector thread: the machine has two cores
@@ -124,7 +133,12 @@ export const startDynamoServer = async (options: { dataDir?: string; heapMb?: nu
     ...(options.dataDir ? ['-dbPath', options.dataDir] : ['-inMemory']),
   ];
   if (options.dataDir) mkdirSync(options.dataDir, { recursive: true });
-  const child: ChildProcess = spawn('java', args, { cwd: jars, stdio: ['ignore', 'ignore', 'pipe'] });
+  // Its own process group: a Ctrl-C or a supervisor's signal to npm start's group must not
+  // kill the database before the service has drained its requests (it is stopped after).
+  // And it dies with this process even on a kill -9 (no 'exit' handler runs then): util-linux's
+  // setpriv sets the parent-death signal, then execs java (same pid).
+  const [command, argv] = PDEATHSIG_LAUNCHER ? ['setpriv', ['--pdeathsig', 'KILL', '--', 'java', ...args]] : ['java', args];
+  const child: ChildProcess = spawn(command, argv, { cwd: jars, stdio: ['ignore', 'ignore', 'pipe'], detached: true });
   child.unref(); // never what keeps this process alive: stop() or this process's exit ends it
   let stderr = '';
   child.stderr?.on('data', (chunk: Buffer) => {
@@ -135,7 +149,14 @@ export const startDynamoServer = async (options: { dataDir?: string; heapMb?: nu
   const killOnExit = () => child.kill('SIGKILL');
   process.once('exit', killOnExit);
   const exited = new Promise<void>((ok) => child.once('exit', () => ok()));
+  let stopping = false;
+  const died = new Promise<string>((ok) =>
+    child.once('exit', (code, signal) => {
+      if (!stopping) ok(`DynamoDB Local (pid ${child.pid}) exited by itself (${signal ?? `code ${code}`})${stderr.trim() ? `: ${stderr.trim().slice(-300)}` : ''}`);
+    }),
+  );
   const stop = async () => {
+    stopping = true;
     process.removeListener('exit', killOnExit);
     if (child.exitCode === null && child.signalCode === null) {
       // In memory there is nothing to flush; a data folder gets a chance to close cleanly.
@@ -165,13 +186,17 @@ export const startDynamoServer = async (options: { dataDir?: string; heapMb?: nu
   } finally {
     probe.destroy();
   }
-  return { endpoint, pid: child.pid!, stop };
+  return { endpoint, pid: child.pid!, stop, died };
 };
+
+/** How a crashed database is brought back: attempts per death, their backoff, and deaths allowed before giving up. */
+export const DYNAMO_RESTART = { attemptsPerDeath: 3, firstBackoffMs: 500, maxDeaths: 5 } as const;
 
 export const startLocalDynamo = async (options: LocalDynamoOptions = {}): Promise<LocalDynamo> => {
   const prefix = options.prefix ?? DEFAULT_TABLE_PREFIX;
   const shared = options.endpoint ?? (options.dataDir ? undefined : process.env[SHARED_ENDPOINT_ENV]);
-  const server = shared ? undefined : await startDynamoServer({ dataDir: options.dataDir ? join(options.dataDir, 'dynamodb-local') : undefined });
+  const serverDir = options.dataDir ? join(options.dataDir, 'dynamodb-local') : undefined;
+  let server = shared ? undefined : await startDynamoServer({ dataDir: serverDir });
   const endpoint = shared ?? server!.endpoint;
   const clients: DynamoDBClient[] = [];
   const newClient = () => {
@@ -188,13 +213,49 @@ export const startLocalDynamo = async (options: LocalDynamoOptions = {}): Promis
     await server?.stop();
     throw e;
   }
+  let closing = false;
+  let deaths = 0;
+  const say = options.log ?? ((line: string) => console.error(line));
+  /**
+   * A JVM that dies is started again on the same port (and data folder), so every client
+   * reconnects by itself: bounded attempts with backoff, and a bounded number of deaths;
+   * past them `onFatal` says so (npm start then exits non-zero with that line).
+   */
+  const supervise = (watched: DynamoServer) => {
+    void watched.died.then(async (why) => {
+      if (closing) return;
+      deaths++;
+      say(`[dynamodb] ${why}`);
+      if (deaths > DYNAMO_RESTART.maxDeaths) return options.onFatal?.(`DynamoDB Local died ${deaths} times; not restarting it again. Last: ${why}`);
+      const port = Number(new URL(endpoint).port);
+      for (let attempt = 1; attempt <= DYNAMO_RESTART.attemptsPerDeath && !closing; attempt++) {
+        await sleep(DYNAMO_RESTART.firstBackoffMs * 2 ** (attempt - 1));
+        try {
+          const restarted = await startDynamoServer({ dataDir: serverDir, port });
+          if (closing) return void (await restarted.stop());
+          server = restarted;
+          await ensureTables(client, prefix, options.tables ?? INITIAL_TABLES);
+          say(`[dynamodb] restarted on ${endpoint} (pid ${restarted.pid}, attempt ${attempt})`);
+          supervise(restarted);
+          return;
+        } catch (error) {
+          say(`[dynamodb] restart attempt ${attempt} failed: ${error instanceof Error ? error.message : String(error)}`);
+        }
+      }
+      if (!closing) options.onFatal?.(`DynamoDB Local died and could not be restarted on ${endpoint}: ${why}`);
+    });
+  };
+  if (server) supervise(server);
   return {
     endpoint,
     prefix,
-    ...(server ? { pid: server.pid } : {}),
+    get pid() {
+      return server?.pid;
+    },
     client,
     newClient,
     close: async () => {
+      closing = true;
       // On a shared server (tests), this prefix's tables go: nobody else uses them.
       if (!server) await dropTables(client, prefix).catch(() => undefined);
       for (const c of clients) c.destroy();

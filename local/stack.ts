@@ -22,7 +22,8 @@ import { CHANGE_EVENT_DETAIL_TYPE, CHANGE_EVENT_SOURCE, type ChangePublisher, ty
 import { handler as cc1Api } from '../functions/cc1Api/handler';
 import { handler as restApi } from '../functions/restApi/handler';
 import { DEFAULT_STORAGE, type StorageLocation } from '../application/storageChoice';
-import { readConfig, type RuntimeConfig } from '../functions/shared/config';
+import { readConfig, RECONCILE_EVERY_MINUTES, type RuntimeConfig } from '../functions/shared/config';
+import { reconcile } from '../application/reconciler';
 import { buildContainer, useContainer, type Container } from '../functions/shared/container';
 import { hostsOverSsm } from '../functions/shared/hostsOverSsm';
 import { handleVmEvent } from '../functions/vmEvents/handler';
@@ -66,6 +67,15 @@ export interface LocalStackOptions {
   lambdaTimeoutMs?: number;
   /** Settings over the environment's (quota, device maximum, timeouts). */
   config?: Partial<RuntimeConfig>;
+  /**
+   * How often the reconciler runs (ms), as its schedule does on AWS: default
+   * CC1_RECONCILE_INTERVAL_MS, else every RECONCILE_EVERY_MINUTES; 0 never.
+   */
+  reconcileIntervalMs?: number;
+  /** Work younger than this is in flight, not stale, for the scheduled reconciler (default its own, 2 min; tests shorten it). */
+  reconcileSettleMs?: number;
+  /** The database died and could not be restarted (npm start exits non-zero with this line). */
+  onFatal?: (line: string) => void;
   log?: (line: string) => void;
 }
 
@@ -106,7 +116,8 @@ export interface LocalStack {
   storages: StorageLocation[];
   /** Delivers the events table's stream, up to now, to the projector and the disk-file reaction. */
   drain(): Promise<void>;
-  close(): Promise<void>;
+  /** Stops taking requests, lets those in flight finish for up to `drainMs` (default 0), then stops the pollers and the database. */
+  close(options?: { drainMs?: number }): Promise<void>;
 }
 
 const HOST_ID = new RegExp(PATTERNS.managedInstanceId);
@@ -135,7 +146,8 @@ export const startLocalStack = async (options: LocalStackOptions = {}): Promise<
   });
 
   // In memory, the tables get a prefix of their own: a shared test server may hold other stacks' tables.
-  const dynamo = await startLocalDynamo(dataDir ? { dataDir } : { prefix: `cc1${randomUUID().slice(0, 8)}` });
+  const supervision = { log: (line: string) => log(line), ...(options.onFatal ? { onFatal: options.onFatal } : {}) };
+  const dynamo = await startLocalDynamo(dataDir ? { dataDir, ...supervision } : { prefix: `cc1${randomUUID().slice(0, 8)}`, ...supervision });
   const runCommand = await startLocalRunCommand({ instances, log: (line) => log(`run-command: ${line}`) });
 
   const config: RuntimeConfig = {
@@ -195,6 +207,25 @@ export const startLocalStack = async (options: LocalStackOptions = {}): Promise<
     onError: (e) => log(`change notifications: ${String(e)}`),
     onDeadLetter: (l) => log(`change notifications dead letter: ${JSON.stringify(l.DDBStreamBatchInfo)}`),
   });
+  // The reconciler's schedule (infra: every RECONCILE_EVERY_MINUTES), so a cut attach is repaired without an operator.
+  const reconcileEvery = options.reconcileIntervalMs ?? Number(process.env.CC1_RECONCILE_INTERVAL_MS ?? RECONCILE_EVERY_MINUTES * 60_000);
+  let reconciling: Promise<unknown> = Promise.resolve();
+  const reconcileTimer =
+    reconcileEvery > 0
+      ? setInterval(() => {
+          reconciling = reconciling.then(() =>
+            reconcile(deps, {
+              cursor: container.reconcilerCursor,
+              // As the deployed function: a run may take up to its 5-minute timeout.
+              remainingTimeMs: () => RECONCILE_EVERY_MINUTES * 60_000,
+              ...(options.reconcileSettleMs !== undefined ? { settleMs: options.reconcileSettleMs } : {}),
+            })
+              .then((report) => report.repairs.length > 0 && log(`reconciler: ${report.repairs.length} repairs`))
+              .catch((e) => log(`reconciler: ${String(e)}`)),
+          );
+        }, reconcileEvery)
+      : undefined;
+  reconcileTimer?.unref();
   feed.start(options.feedIntervalMs ?? 200);
   diskFeed.start(options.feedIntervalMs ?? 200);
   changeFeed.start(options.feedIntervalMs ?? 200);
@@ -306,9 +337,11 @@ export const startLocalStack = async (options: LocalStackOptions = {}): Promise<
       await feed.drain();
       await changeFeed.drain();
     },
-    close: async () => {
+    close: async ({ drainMs = 0 } = {}) => {
+      if (reconcileTimer) clearInterval(reconcileTimer);
       if (stackFile) rmSync(stackFile, { force: true });
-      await api.close();
+      await api.close(drainMs);
+      await reconciling;
       await feed.close();
       await diskFeed.close();
       await changeFeed.close();

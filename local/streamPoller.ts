@@ -163,11 +163,23 @@ export class StreamPoller {
   start(intervalMs = 250): void {
     if (this.timer) return;
     let busy = false;
+    // After a failed pass (the database is down, say), the next waits longer: x2 up to 10 s,
+    // and the error is reported once per streak, not every interval.
+    let failures = 0;
+    let resumeAt = 0;
     this.timer = setInterval(() => {
-      if (busy) return;
+      if (busy || Date.now() < resumeAt) return;
       busy = true;
       this.drain()
-        .catch((e) => (this.options.onError ?? console.error)(e))
+        .then(() => {
+          if (failures > 0) (this.options.onError ?? console.error)(new Error(`resumed after ${failures} failed passes`));
+          failures = 0;
+        })
+        .catch((e) => {
+          if (failures === 0) (this.options.onError ?? console.error)(e);
+          failures++;
+          resumeAt = Date.now() + Math.min(10_000, intervalMs * 2 ** Math.min(failures, 6));
+        })
         .finally(() => {
           busy = false;
         });

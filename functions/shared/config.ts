@@ -13,6 +13,9 @@ import { DEFAULT_MAX_DISKS_PER_VM } from '../../domain/devices';
  */
 export const DYNAMODB_MAX_ATTEMPTS = 5;
 
+/** How often the reconciler runs: the schedule on AWS (infra) and locally (local/stack.ts). */
+export const RECONCILE_EVERY_MINUTES = 5;
+
 /** Powertools service name (logs, metrics dimension, trace annotation); the local stack sets its own. */
 export const SERVICE_NAME = 'cc1-storage-images';
 /** The one CloudWatch namespace of the service's metrics: the code, the stack's env and its alarms use this. */
