@@ -21,7 +21,7 @@ import { DomainError } from '../../domain/errors';
 import type { Actor } from '../../domain/storageImage';
 import type { Caller } from '../shared/identity';
 import { id, parseBody } from '../shared/input';
-import type { Cc1AdminFunction, Cc1UserFunction } from '../shared/routeTable';
+import type { Cc1AdminFunction, Cc1UserAccountFunction, Cc1UserFunction } from '../shared/routeTable';
 
 /**
  * CC1's date format (`json_convert` in CC1's src/cm/utils/decorators.py: `strftime("%d.%m.%Y, %H:%M:%S")`),
@@ -93,6 +93,7 @@ const schemas = {
   get_disk_controllers: z.looseObject(caller),
   get_filesystems: z.looseObject(caller),
   admin_get_list: z.looseObject({ ...caller, user_id: z.optional(cc1Id) }),
+  check_quota: z.looseObject(caller),
 };
 
 export interface Cc1Request {
@@ -202,4 +203,22 @@ export const ADMIN_FUNCTIONS: Record<Cc1AdminFunction, Cc1Function> = {
     return items.map(cc1ImageDict);
   },
   ...imageFunctions(true),
+};
+
+/**
+ * CC1's `user/user/check_quota/` (src/cm/views/user/user.py: `User.get(caller_id).long_dict`,
+ * src/cm/models/user.py), its storage part only: `storage` (the limit, MB) and
+ * `used_storage` (MB in use), from the quota ledger as `GET /quota` reads it. The portal's
+ * "Create new disk" dialog shows `storage - used_storage` as the free space. CC1's CPU,
+ * memory, public IP and points fields are left out: they belong to VMs and addresses,
+ * which this service does not know, and a made-up 0 would be shown as a real limit
+ * (docs/api.md).
+ */
+export const USER_ACCOUNT_FUNCTIONS: Record<Cc1UserAccountFunction, Cc1Function> = {
+  check_quota: async (r) => {
+    const p = parseBody(schemas.check_quota, r.body);
+    actorFor(r, p.caller_id);
+    const { limitMb, usedMb } = await images.quotaOf(r.deps, p.caller_id);
+    return { user_id: p.caller_id, storage: limitMb, used_storage: usedMb };
+  },
 };

@@ -1,6 +1,6 @@
 /**
- * The CC1-compatible API Lambda (SPEC 4.2): `POST /user/storage_image/<fn>/` and
- * `POST /admin_cm/storage_image/<fn>/`. Replies are HTTP 200 with CC1's envelope,
+ * The CC1-compatible API Lambda (SPEC 4.2): `POST /user/storage_image/<fn>/`,
+ * `POST /admin_cm/storage_image/<fn>/` and `POST /user/user/check_quota/`. Replies are HTTP 200 with CC1's envelope,
  * whatever the outcome, as CC1 answered; only a missing token is a 401.
  */
 import type { Logger } from '@aws-lambda-powertools/logger';
@@ -10,7 +10,7 @@ import { hostsOverSsm } from '../shared/hostsOverSsm';
 import type { Context } from 'aws-lambda';
 import { errorReply, httpRouter, httpStack, json, type HttpEvent, type HttpResult } from '../shared/http';
 import { CC1_ROUTES, type Cc1RouteDef } from '../shared/routeTable';
-import { ADMIN_FUNCTIONS, USER_FUNCTIONS, type Cc1Function } from './cc1Functions';
+import { ADMIN_FUNCTIONS, USER_ACCOUNT_FUNCTIONS, USER_FUNCTIONS, type Cc1Function } from './cc1Functions';
 import { pathTrick, pathTrickMessage } from '../shared/pathSafety';
 
 useHosts(hostsOverSsm);
@@ -46,13 +46,18 @@ export const cc1ErrorReply = (error: unknown, log: Logger): HttpResult => {
   return cc1Reply(CC1_INTERNAL_FAILURE, `${code ?? 'internal'}: ${message ?? 'Internal error.'}`);
 };
 
-const FUNCTIONS: Record<Cc1RouteDef['scope'], Record<string, Cc1Function>> = { user: USER_FUNCTIONS, admin_cm: ADMIN_FUNCTIONS };
+const FUNCTIONS: Record<`${Cc1RouteDef['scope']}/${Cc1RouteDef['module']}`, Record<string, Cc1Function>> = {
+  'user/storage_image': USER_FUNCTIONS,
+  'admin_cm/storage_image': ADMIN_FUNCTIONS,
+  'user/user': USER_ACCOUNT_FUNCTIONS,
+  'admin_cm/user': {},
+};
 
 const router = httpRouter(
   CC1_ROUTES.map((route) => ({
     ...route,
     handler: async (event, { caller, deps, writeKey }) =>
-      cc1Reply('ok', await FUNCTIONS[route.scope][route.fn]!({ caller, body: event.body, deps, ...(writeKey ? { writeKey } : {}) })),
+      cc1Reply('ok', await FUNCTIONS[`${route.scope}/${route.module}`][route.fn]!({ caller, body: event.body, deps, ...(writeKey ? { writeKey } : {}) })),
   })),
   (_method, path) => `No CC1 function at ${path}.`,
 );

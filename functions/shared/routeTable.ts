@@ -61,16 +61,27 @@ export const CC1_USER_FUNCTIONS = [
   'get_filesystems',
 ] as const;
 export const CC1_ADMIN_FUNCTIONS = ['get_list', 'get_by_id', 'delete', 'edit'] as const;
+/**
+ * CC1's `user/user/<fn>/` functions answered here: only `check_quota`, whose storage part
+ * the portal's "Create new disk" dialog reads for its free-space line (CC1's
+ * src/wi/views/user/storage_image.py). The rest of CC1's user module is the CLM's and
+ * the VM side's.
+ */
+export const CC1_USER_ACCOUNT_FUNCTIONS = ['check_quota'] as const;
 export type Cc1UserFunction = (typeof CC1_USER_FUNCTIONS)[number];
 export type Cc1AdminFunction = (typeof CC1_ADMIN_FUNCTIONS)[number];
+export type Cc1UserAccountFunction = (typeof CC1_USER_ACCOUNT_FUNCTIONS)[number];
 
 export interface Cc1RouteDef extends RouteDef {
   method: 'POST';
   scope: 'user' | 'admin_cm';
+  /** CC1's view module: `storage_image`, or `user` (the account functions). */
+  module: 'storage_image' | 'user';
   fn: string;
 }
 
 export const CC1_ROUTES: readonly Cc1RouteDef[] = [
-  ...CC1_USER_FUNCTIONS.map((fn) => ({ method: 'POST' as const, scope: 'user' as const, fn, path: `/user/storage_image/${fn}` })),
-  ...CC1_ADMIN_FUNCTIONS.map((fn) => ({ method: 'POST' as const, scope: 'admin_cm' as const, fn, path: `/admin_cm/storage_image/${fn}` })),
+  ...CC1_USER_FUNCTIONS.map((fn) => ({ method: 'POST' as const, scope: 'user' as const, module: 'storage_image' as const, fn, path: `/user/storage_image/${fn}` })),
+  ...CC1_ADMIN_FUNCTIONS.map((fn) => ({ method: 'POST' as const, scope: 'admin_cm' as const, module: 'storage_image' as const, fn, path: `/admin_cm/storage_image/${fn}` })),
+  ...CC1_USER_ACCOUNT_FUNCTIONS.map((fn) => ({ method: 'POST' as const, scope: 'user' as const, module: 'user' as const, fn, path: `/user/user/${fn}` })),
 ];

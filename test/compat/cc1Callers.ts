@@ -64,3 +64,15 @@ export const parseClmDate = (text: string): Date | null => {
   const [, d, mo, y, h, mi, s] = m.map(Number) as number[];
   return new Date(Date.UTC(y!, mo! - 1, d!, h!, mi!, s!));
 };
+
+/**
+ * The portal's "Create new disk" dialog (src/wi/views/user/storage_image.py
+ * `res_ajax_add_disk`) asks `user/user/check_quota/` through the CLM, which forwards it
+ * unchanged (src/clm/views/user/user.py `check_quota`, `@cm_request`) with the `caller_id`
+ * its auth step set from the logged-in user, an int (src/clm/utils/decorators.py `auth`).
+ * The dialog shows `quota['storage'] - quota['used_storage']` as the free space, in MB.
+ */
+export const checkQuotaCall = (callerId: number) => ({ path: '/user/user/check_quota/', body: { caller_id: callerId } });
+
+/** The storage fields of CC1's `User.long_dict` (src/cm/models/user.py) that the dialog reads, and user_id. */
+export const QUOTA_FIELD_TYPES: Record<string, 'number'> = { user_id: 'number', storage: 'number', used_storage: 'number' };

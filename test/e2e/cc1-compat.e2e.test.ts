@@ -3,7 +3,7 @@
  * interface sends it through the CLM (string ids, no Content-Type, cm_password on
  * admin_cm calls), and the dates as CC1's EC2 front end parses them (test/compat).
  */
-import { adminCalls, DICT_FIELD_TYPES, parseClmDate, portalSequence } from '../compat/cc1Callers';
+import { adminCalls, checkQuotaCall, DICT_FIELD_TYPES, parseClmDate, portalSequence, QUOTA_FIELD_TYPES } from '../compat/cc1Callers';
 import { startE2eStack, waitFor, type E2eStack } from '../support/e2eStack';
 
 jest.setTimeout(60_000);
@@ -82,4 +82,27 @@ test('a string that is not an id is refused as CC1 refused it, with data ""', as
     const reply = await clm('user', 'get_by_id', user, { caller_id: String(USER), storage_image_id: bad });
     expect({ bad, reply }).toEqual({ bad, reply: { status: 'validation', data: '' } });
   }
+});
+
+test('the "Create new disk" dialog\'s user/user/check_quota/ answers the storage part of CC1\'s quota dict, from the quota ledger (GET /quota)', async () => {
+  const owner = 652;
+  const token = await stack.token(owner);
+  const ask = async (body: unknown) => {
+    const reply = await stack.call('POST', checkQuotaCall(owner).path, { token, rawBody: JSON.stringify(body) }); // as the CLM sends it: no Content-Type
+    expect(reply.status).toBe(200);
+    return reply.body as { status: string; data: any };
+  };
+  const before = ok(await ask(checkQuotaCall(owner).body));
+  expect(Object.keys(before).sort()).toEqual(Object.keys(QUOTA_FIELD_TYPES).sort());
+  for (const [field, type] of Object.entries(QUOTA_FIELD_TYPES)) expect({ field, type: typeof before[field] }).toEqual({ field, type });
+  const rest = await stack.call('GET', '/quota', { token });
+  expect(before).toEqual({ user_id: owner, storage: rest.body.limitMb, used_storage: rest.body.usedMb });
+  // A disk made through the portal is counted at once: the free line drops by its size.
+  ok(await clm('user', 'create', token, portalSequence(owner, VM).create));
+  const after = ok(await ask(checkQuotaCall(owner).body));
+  expect(after.storage - after.used_storage).toBe(before.storage - before.used_storage - 16);
+  expect(after.used_storage).toBe((await stack.call('GET', '/quota', { token })).body.usedMb);
+  // caller_id as a digit string, as CC1's CM took it; another user's caller_id is CC1's user_permission.
+  expect(ok(await ask({ caller_id: String(owner) }))).toEqual(after);
+  expect(await ask({ caller_id: USER })).toEqual({ status: 'user_permission', data: '' });
 });

@@ -130,11 +130,12 @@ afterAll(async () => {
 test('the matrix names every REST route and every CC1 function', () => {
   const { ROUTES } = jest.requireActual('../../functions/restApi/routes') as typeof import('../../functions/restApi/routes');
   const { routeKeyOf } = jest.requireActual('../../functions/shared/routeTable') as typeof import('../../functions/shared/routeTable');
-  const { USER_FUNCTIONS, ADMIN_FUNCTIONS } = jest.requireActual('../../functions/cc1Api/cc1Functions') as typeof import('../../functions/cc1Api/cc1Functions');
+  const { USER_FUNCTIONS, ADMIN_FUNCTIONS, USER_ACCOUNT_FUNCTIONS } = jest.requireActual('../../functions/cc1Api/cc1Functions') as typeof import('../../functions/cc1Api/cc1Functions');
   const expected = [
     ...ROUTES.map(routeKeyOf),
     ...Object.keys(USER_FUNCTIONS).map((fn) => `POST /user/storage_image/${fn}/`),
     ...Object.keys(ADMIN_FUNCTIONS).map((fn) => `POST /admin_cm/storage_image/${fn}/`),
+    ...Object.keys(USER_ACCOUNT_FUNCTIONS).map((fn) => `POST /user/user/${fn}/`),
   ].sort();
   expect(MATRIX.map((r) => r.route).sort()).toEqual(expected);
 });

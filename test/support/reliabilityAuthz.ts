@@ -187,6 +187,14 @@ export const MATRIX: MatrixRow[] = [
       expect: { ...UNAUTH, other: '200 user_permission', owner: '200 user_permission', portal: '200 user_permission', admin: '200 ok' },
     }),
   ),
+  // Each caller asks its own quota (the portal the owner's, as it may).
+  {
+    api: 'CC1',
+    route: 'POST /user/user/check_quota/',
+    mutates: false,
+    request: (_f, who, ids) => ({ method: 'POST', path: '/user/user/check_quota/', body: { caller_id: callerIdOf(who, ids) } }),
+    expect: anyone('200 ok'),
+  },
 ];
 
 /**

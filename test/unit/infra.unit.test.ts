@@ -116,11 +116,12 @@ describe('the stack with its defaults (a Cognito user pool)', () => {
 
     it('deploys exactly the routes the handlers serve (functions/restApi ROUTES, cc1Api functions)', () => {
       const { ROUTES } = require('../../functions/restApi/routes') as typeof import('../../functions/restApi/routes');
-      const { USER_FUNCTIONS, ADMIN_FUNCTIONS } = require('../../functions/cc1Api/cc1Functions') as typeof import('../../functions/cc1Api/cc1Functions');
+      const { USER_FUNCTIONS, ADMIN_FUNCTIONS, USER_ACCOUNT_FUNCTIONS } = require('../../functions/cc1Api/cc1Functions') as typeof import('../../functions/cc1Api/cc1Functions');
       const served = [
         ...ROUTES.map((r) => `${r.method} ${r.path}`),
         ...Object.keys(USER_FUNCTIONS).map((fn) => `POST /user/storage_image/${fn}`),
         ...Object.keys(ADMIN_FUNCTIONS).map((fn) => `POST /admin_cm/storage_image/${fn}`),
+        ...Object.keys(USER_ACCOUNT_FUNCTIONS).map((fn) => `POST /user/user/${fn}`),
       ];
       const deployed = Object.values(resourcesOf(t, 'AWS::ApiGatewayV2::Route')).map((r) => r.Properties.RouteKey);
       expect([...deployed].sort()).toEqual([...served].sort());
