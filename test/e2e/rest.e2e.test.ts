@@ -6,6 +6,7 @@
  */
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { LOCAL_STORAGE_HOST_ID } from '../../local/stack';
 import { startE2eStack, waitFor, type E2eStack } from '../support/e2eStack';
 import { onPath } from '../support/freshPath';
 
@@ -400,11 +401,21 @@ describe('revoke', () => {
     expect(adminView.body).toMatchObject({ state: 'locked', version: revoked.body.version });
   });
 
-  test('an image still adding cannot be revoked (409 image_delete) — or is ok already', async () => {
-    const image = await create(alice, { name: 'young', sizeMb: 1 });
-    const reply = await stack.rest('DELETE', `/storage-images/${image.id}`, { token: alice });
-    if (reply.status === 409) expect(reply.body.error.code).toBe('image_delete');
-    else expect(reply.body.state).toBe('locked'); // the disk file was ready first
+  test('an image still adding cannot be revoked (409 image_delete) and is left as it was', async () => {
+    // The storage host's agent is away, so the disk file cannot be made and the image
+    // stays `adding` for the whole test: the revoke meets that state, never a ready one.
+    const young = await stack.token(114);
+    expect((await stack.call('POST', `/_local/hosts-offline/${LOCAL_STORAGE_HOST_ID}`)).status).toBe(204);
+    try {
+      const image = await create(young, { name: 'young', sizeMb: 1 });
+      const reply = await stack.rest('DELETE', `/storage-images/${image.id}`, { token: young });
+      expect({ status: reply.status, code: reply.body.error?.code }).toEqual({ status: 409, code: 'image_delete' });
+      const after = await stack.rest('GET', `/storage-images/${image.id}`, { token: young });
+      expect(after.body).toMatchObject({ state: 'adding', version: image.version });
+      expect((await stack.rest('GET', '/quota', { token: young })).body.usedMb).toBe(1);
+    } finally {
+      expect((await stack.call('DELETE', `/_local/hosts-offline/${LOCAL_STORAGE_HOST_ID}`)).status).toBe(204);
+    }
   });
 });
 

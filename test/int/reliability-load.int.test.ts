@@ -16,12 +16,20 @@
  *   table; no device held by two images; each running VM's disks on the host = the records.
  * No 5xx but deliberate 503s (hypervisor unavailable) on attach and detach; a 5xx on a read
  * (recorded apart from the outcomes) fails: a timed-out read is overload, not a host's fault.
+ * Every attacher that had its disk in time tried an attach; every refused attach has its
+ * cause (its VM was stopped by the chaos loop during the request, or the host was
+ * unavailable), and at least half succeed; every Attached is undone by a Detached before
+ * the image is revoked.
+ *
+ * Arrivals and think times come from a PRNG per virtual user, seeded from the run's seed
+ * (printed; CC1_TEST_SEED=<seed> replays the same schedule).
  */
 import '../../local/localDefaults';
 import { documentClient } from '../../adapters/dynamodb/dynamo';
 import { rebuildImages } from '../../adapters/dynamodb/rebuild';
 import { startLocalStack, type LocalStack } from '../../local/stack';
 import { signLocalToken } from '../../local/jwt';
+import { seededRandom, testSeed } from '../support/seed';
 import {
   allStreams,
   contiguityProblems,
@@ -40,6 +48,8 @@ const USER0 = 8000;
 const VM0 = 3000;
 jest.setTimeout((LOAD_SECONDS + 240) * 1000);
 
+const SEED = testSeed('reliability-load');
+
 type Op = 'create' | 'attach' | 'detach' | 'revoke' | 'read';
 interface Outcome {
   vu: number;
@@ -47,7 +57,16 @@ interface Outcome {
   imageId?: number;
   status: number;
   code?: string;
+  /** When the request was sent and answered (ms). */
+  sent: number;
+  answered: number;
 }
+
+/** The chaos loop's stops: VM, from the stop event sent until its start event was answered. */
+const stoppedWindows: { vmId: number; from: number; to: number }[] = [];
+/** Attacher VUs whose disk was ready early enough to attach in the window, and those that tried. */
+const readyEarly = new Set<number>();
+const triedAttach = new Set<number>();
 
 let stack: LocalStack;
 let client: RawClient;
@@ -74,15 +93,17 @@ afterAll(async () => {
 });
 
 const call = async (vu: number, op: Op, method: string, path: string, token: string, body?: unknown, imageId?: number) => {
+  const sent = Date.now();
   const reply = await client.send({ method, path, token, ...(body !== undefined ? { body } : {}) });
+  const answered = Date.now();
   const code = (reply.json as { error?: { code?: string } })?.error?.code;
   figures.requests += 1;
   const key = `${op} ${reply.status}${code ? ` ${code}` : ''}`;
   figures.byOpStatus[key] = (figures.byOpStatus[key] ?? 0) + 1;
   const id = imageId ?? (op === 'create' && reply.status === 201 ? (reply.json as { id: number }).id : undefined);
   // Reads are not matched against events, but a read's 5xx still counts (below).
-  if (op === 'read' && reply.status >= 500) failedReads.push({ vu, op, status: reply.status, ...(code ? { code } : {}) });
-  if (op !== 'read') outcomes.push({ vu, op, status: reply.status, ...(id !== undefined ? { imageId: id } : {}), ...(code ? { code } : {}) });
+  if (op === 'read' && reply.status >= 500) failedReads.push({ vu, op, status: reply.status, sent, answered, ...(code ? { code } : {}) });
+  if (op !== 'read') outcomes.push({ vu, op, status: reply.status, sent, answered, ...(id !== undefined ? { imageId: id } : {}), ...(code ? { code } : {}) });
   return reply;
 };
 
@@ -94,13 +115,14 @@ const call = async (vu: number, op: Op, method: string, path: string, token: str
  * a quarter of the users attach (spread over the window); with all 200 attaching, requests
  * passed the 30 s Lambda time and answered 500 (docs/reliability.md, bugs).
  */
-const think = () => sleep(1000 + Math.floor(Math.random() * 2000));
-
 const virtualUser = async (vu: number, deadline: number) => {
+  // Its own PRNG: the VUs interleave differently on every run, but each one's schedule is the seed's.
+  const random = seededRandom((SEED + vu * 0x9e3779b9) >>> 0);
+  const think = () => sleep(1000 + Math.floor(random() * 2000));
   const u = vu % VMS;
   const token = tokens[u]!;
   const vmId = VM0 + u;
-  await sleep(Math.floor(Math.random() * 10_000)); // users arrive over 10 s
+  await sleep(Math.floor(random() * 10_000)); // users arrive over 10 s
   while (Date.now() < deadline) {
     figures.iterations += 1;
     const created = await call(vu, 'create', 'POST', '/storage-images', token, { name: `vu ${vu}`, diskController: vu % 2 ? 'virtio' : 'usb', sizeMb: 1 });
@@ -117,9 +139,12 @@ const virtualUser = async (vu: number, deadline: number) => {
     // A quarter of the users (5 per VM) attach and detach the disk, at a random time in the window;
     // then every user revokes it and starts over.
     const attacher = vu % 4 === 0;
-    if (attacher) await sleep(Math.floor(Math.random() * Math.max(0, deadline - 10_000 - Date.now())));
+    // Ready 10 s before the end: the attach below is sure to be tried.
+    if (attacher && Date.now() < deadline - 10_000) readyEarly.add(vu);
+    if (attacher) await sleep(Math.floor(random() * Math.max(0, deadline - 10_000 - Date.now())));
     for (let cycle = 0; attacher && cycle < 1 && Date.now() < deadline; cycle++) {
       await think();
+      triedAttach.add(vu);
       const attached = await call(vu, 'attach', 'POST', `/storage-images/${id}/attach`, token, { vmId }, id);
       if (attached.status === 200) {
         await think();
@@ -154,10 +179,13 @@ const chaos = async (deadline: number) => {
   while (Date.now() < deadline - 3000) {
     await sleep(4000);
     const i = (n++ * 7) % VMS;
+    const window = { vmId: VM0 + i, from: Date.now(), to: Number.POSITIVE_INFINITY };
+    stoppedWindows.push(window);
     expect((await putVmEvents(client, [vmDetail(VM0 + i, USER0 + i, 'stopped', { reason: 'shutdown' })])).status).toBe(200);
     figures.vmStops += 1;
     await sleep(1000);
     expect((await putVmEvents(client, [vmDetail(VM0 + i, USER0 + i, 'running')])).status).toBe(200);
+    window.to = Date.now();
     figures.vmStarts += 1;
   }
 };
@@ -220,6 +248,12 @@ test(`${VUS} virtual users on ${VMS} VMs for ${LOAD_SECONDS} s: nothing lost, no
       }
     });
     if (failed > refusedAttaches) problems.push(`image ${id}: ${failed} AttachFailed for ${refusedAttaches} refused attaches`);
+    // Every Attached is undone by a Detached (the user's, or the system's for a stopped VM) before anything else happens to it.
+    events.forEach((e, i) => {
+      if (e.type !== 'StorageImageAttached') return;
+      const next = events.slice(i + 1).find((later) => ['StorageImageDetached', 'StorageImageRevoked', 'StorageImageAttachRequested'].includes(later.type));
+      if (next && next.type !== 'StorageImageDetached') problems.push(`image ${id} v${e.version}: Attached, then ${next.type} without a Detached`);
+    });
     if (events.filter((e) => e.type === 'StorageImageDiskReady').length !== 1) problems.push(`image ${id}: DiskReady not exactly once`);
     counts.created += events.filter((e) => e.type === 'StorageImageCreated').length;
     counts.attached += events.filter((e) => e.type === 'StorageImageAttached').length;
@@ -262,7 +296,21 @@ test(`${VUS} virtual users on ${VMS} VMs for ${LOAD_SECONDS} s: nothing lost, no
     expect(`${vmId}: ${onHost.map((d) => d.dev).sort().join(',')}`).toBe(`${vmId}: ${Object.keys(vm.devices).sort().join(',')}`);
   }
 
-  Object.assign(figures, { elapsedSeconds: elapsed, counts, rebuild: { from: report.from, to: report.to, images: report.images }, readModelRows: live.rows });
-  expect(ok('attach')).toBeGreaterThan(0);
-  expect(ok('detach')).toBeGreaterThan(0);
+  Object.assign(figures, { seed: SEED, elapsedSeconds: elapsed, counts, rebuild: { from: report.from, to: report.to, images: report.images }, readModelRows: live.rows });
+
+  // The attaches the load is about happened: every attacher with its disk in time tried one.
+  expect([...readyEarly].filter((vu) => !triedAttach.has(vu))).toEqual([]);
+  expect(readyEarly.size).toBeGreaterThan(0);
+  // Every refused attach has its cause: its VM was stopped during the request (the chaos
+  // loop), or the host was unavailable (a deliberate 503). Anything else is a refusal the
+  // load does not explain: a device race lost, a conflict surfaced, a state mix-up.
+  const attaches = outcomes.filter((o) => o.op === 'attach');
+  const vmOf = (o: Outcome) => VM0 + (o.vu % VMS);
+  const vmStoppedDuring = (o: Outcome) => stoppedWindows.some((w) => w.vmId === vmOf(o) && w.from <= o.answered && w.to >= o.sent);
+  const unexplained = attaches.filter(
+    (o) => o.status !== 200 && !(o.status === 409 && o.code === 'storage_image_attach' && vmStoppedDuring(o)) && !(o.status === 503 && o.code === 'hypervisor_unavailable'),
+  );
+  expect(unexplained.map((o) => `vu ${o.vu} image ${o.imageId}: ${o.status} ${o.code} (${o.answered - o.sent} ms)`)).toEqual([]);
+  // Refusals are the exception: one VM of 20 is stopped a fifth of the time, and the host is sized for this load.
+  expect({ attaches: attaches.length, succeeded: ok('attach') >= attaches.length / 2 }).toEqual({ attaches: attaches.length, succeeded: true });
 });

@@ -170,7 +170,16 @@ test('a rebuild while writes go on: every image at its head version in the new t
   let done = false;
   const created: number[] = [];
   const missed: string[] = [];
-  let listsDuringRebuild = 0;
+  // The writer's rounds (a create, every third an edit, a full list), and the rebuild's
+  // phase each list was read in (from the rebuild's log lines).
+  let phase: 'before' | 'filling' | 'switched' = 'before';
+  const listsIn = { before: 0, filling: 0, switched: 0 };
+  let rounds = 0;
+  let failed = false;
+  const waiters: Array<() => void> = [];
+  const wake = () => waiters.splice(0).forEach((w) => w());
+  /** Resolves once the writer has done `n` rounds in all (or failed: `await writer` then throws). */
+  const roundsDone = (n: number) => new Promise<void>((ok) => { const check = () => (rounds >= n || failed ? ok() : waiters.push(check)); check(); });
   const writer = (async () => {
     for (let i = 0; !done || i < 5; i++) {
       const view = await createImage(deps, input(`rb-${i}`), user(W));
@@ -184,15 +193,34 @@ test('a rebuild while writes go on: every image at its head version in the new t
         for (const v of page.items) listed.add(v.id);
         token = page.nextToken;
       } while (token);
-      for (const id of created) if (!listed.has(id)) missed.push(`list ${i}: image ${id}`);
-      if (!done) listsDuringRebuild++;
+      for (const id of created) if (!listed.has(id)) missed.push(`list ${i} (${phase}): image ${id}`);
+      listsIn[phase]++;
+      rounds++;
+      wake();
     }
-  })();
-  await new Promise((ok) => setTimeout(ok, 300)); // some writes before the rebuild starts
-  const report = await rebuildImages({ client: local.client, doc: stores.doc, prefix, events: stores.events, locator: stores.locator, catchUpDelayMs: 300 });
+  })().catch((error: unknown) => {
+    failed = true;
+    wake();
+    throw error;
+  });
+  // The interleaving is forced, not left to timing: some writes before the rebuild starts,
+  // and three more rounds while writes go to both tables, before the replay reads the log.
+  await roundsDone(3);
+  const gatedEvents = {
+    scanAll: async function* (...args: Parameters<typeof stores.events.scanAll>) {
+      await roundsDone(rounds + 3);
+      yield* stores.events.scanAll(...args);
+    },
+  };
+  const log = (line: string) => {
+    if (line.startsWith('writes now go to')) phase = 'filling';
+    if (line.startsWith('switched')) phase = 'switched';
+  };
+  const report = await rebuildImages({ client: local.client, doc: stores.doc, prefix, events: gatedEvents, locator: stores.locator, catchUpDelayMs: 300, log });
   done = true;
   await writer;
-  expect(listsDuringRebuild).toBeGreaterThan(3);
+  expect(listsIn.before).toBeGreaterThanOrEqual(3);
+  expect(listsIn.filling).toBeGreaterThanOrEqual(3);
   expect(missed).toEqual([]);
   // Every image of the log has its row in the new table, at its head version.
   const heads = new Map<string, StoredEvent>();

@@ -187,13 +187,36 @@ describe('allocateDevice: properties', () => {
     );
   });
 
-  test('with any taken set (gaps, foreign names), the answer is the first free candidate', () => {
+  test('with any taken set (gaps, foreign names), the answer is the first free candidate, or a refusal when none is left', () => {
     const anyDev = fc.constantFrom(...BUSES.flatMap(candidateDevices), 'vda', 'sda', 'sdz', 'hda');
+    // Half the sets hold every candidate of the bus (and maybe more): the no-free branch is
+    // tried on every run, not left to the chance of drawing all of a bus's names.
+    const takenFor = (b: DiskController) =>
+      fc.oneof(
+        fc.uniqueArray(anyDev, { maxLength: 12 }),
+        fc.uniqueArray(anyDev, { maxLength: 4 }).map((extra) => [...new Set([...candidateDevices(b), ...extra])]),
+      );
+    const seen = { free: 0, full: 0 };
     fc.assert(
-      fc.property(bus, fc.uniqueArray(anyDev, { maxLength: 12 }), (b, taken) => {
-        const firstFree = candidateDevices(b).find((d) => !taken.includes(d));
-        if (taken.length < 100 && firstFree) expect(allocateDevice(b, taken, 100)).toBe(firstFree);
-      }),
+      fc.property(
+        bus.chain((b) => fc.tuple(fc.constant(b), takenFor(b))),
+        ([b, taken]) => {
+          const firstFree = candidateDevices(b).find((d) => !taken.includes(d));
+          // Room by count for one more: only the names decide.
+          const maxDisks = taken.length + 1;
+          if (firstFree) {
+            seen.free++;
+            expect(allocateDevice(b, taken, maxDisks)).toBe(firstFree);
+          } else {
+            seen.full++;
+            const error = refusal(() => allocateDevice(b, taken, maxDisks));
+            expect(error.code).toBe('storage_image_attach');
+            expect(error.message).toContain(`No free ${devicePrefix(b)}* device`);
+          }
+        },
+      ),
     );
+    expect(seen.free).toBeGreaterThan(0);
+    expect(seen.full).toBeGreaterThan(0);
   });
 });

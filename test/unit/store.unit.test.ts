@@ -41,7 +41,7 @@ const cancelled = (...reasons: ({ Code: string; Item?: Record<string, unknown> }
 const CCF = 'ConditionalCheckFailed';
 
 describe('event store errors (commit: one TransactWriteItems)', () => {
-  const [e1, e2] = storedStream(1, [created(1, 7), diskReady(7)]);
+  const [, e2] = storedStream(1, [created(1, 7), diskReady(7)]);
   const store = () => new DynamoEventStore(doc, 'events', 'control', fixedImagesTable('images'));
   // Items of one append: event, head, row; then the VM item, then the quota item.
   const commit = (effects?: StepEffects) => store().commit([{ streamId: 'image-1', expectedVersion: 1, event: diskReady(7), stateAfter: e2!.stateAfter }], effects);
@@ -99,11 +99,12 @@ describe('event store errors (commit: one TransactWriteItems)', () => {
     expect(input.TransactItems![0]!.Put).toMatchObject({ TableName: 'events', ConditionExpression: 'attribute_not_exists(streamId)' });
   });
 
-  it('load is one consistent GetItem of the head', async () => {
-    mock.on(GetCommand).resolves({ Item: { pk: 'head#image-1', version: 2, state: e2!.stateAfter } });
+  it('load is one consistent GetItem of the head; no head is a stream not begun (version 0, no image)', async () => {
+    mock.on(GetCommand).resolvesOnce({ Item: { pk: 'head#image-1', version: 2, state: e2!.stateAfter } }).resolvesOnce({});
     expect(await store().load('image-1')).toEqual({ version: 2, state: e2!.stateAfter });
     expect(mock.commandCalls(GetCommand)[0]!.args[0].input).toEqual({ TableName: 'control', Key: { pk: 'head#image-1' }, ConsistentRead: true });
-    expect(e1).toBeDefined();
+    expect(await store().load('image-2')).toEqual({ version: 0, state: { status: 'none' } });
+    expect(mock.commandCalls(GetCommand)).toHaveLength(2);
   });
 
   it('a size above the limit can never pass the condition, not even on a user\'s first image', async () => {
