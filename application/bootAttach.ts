@@ -42,7 +42,8 @@ export const attachAtBoot = async (deps: ServiceDeps, vmId: number, userId: numb
       taken.push(diskDev);
       const stateAfter = evolve(state, event);
       appends.push({ streamId: streamIdOf(imageId), expectedVersion: stream.version, event, stateAfter });
-      effects.claims.push({ vmId, userId, dev: diskDev, imageId, attachId, maxDevices: deps.config.maxDisksPerVm });
+      // "Not running" is checked in the write's condition too: a VM that starts meanwhile cancels it.
+      effects.claims.push({ vmId, userId, dev: diskDev, imageId, attachId, maxDevices: deps.config.maxDisksPerVm, vmState: 'not-running' });
       views.push(viewOf(stateAfter, stream.version + 1));
     });
     if (appends.length === 0) return views;
@@ -53,6 +54,9 @@ export const attachAtBoot = async (deps: ServiceDeps, vmId: number, userId: numb
     } catch (error) {
       if (error instanceof DeviceClaimError && error.reason === 'full') fail('storage_image_attach', `The VM already has ${deps.config.maxDisksPerVm} storage disks.`);
       if (error instanceof DeviceClaimError && error.reason === 'other_owner') fail('vm_get', `VM ${vmId} belongs to another user.`);
+      if (error instanceof DeviceClaimError && error.reason === 'vm_state') {
+        fail('storage_image_attach', `VM ${vmId} is running already; use the hot attach of a virtio or usb disk.`);
+      }
       if (!(error instanceof ConcurrencyError || error instanceof DeviceClaimError)) throw error;
       // Lost a race (an image or a device changed): read everything again and decide anew.
     }

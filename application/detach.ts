@@ -1,7 +1,10 @@
 /**
- * Detach: virsh detach-disk (confirmed by domblklist) when the VM runs, then one step:
- * Detached and the device claim released. A crash after virsh leaves the records
- * attached and the host detached; the reconciler appends the missing Detached.
+ * Detach, a host operation (saga.ts, HOST_OPERATIONS.detach; docs/event-store.md): it
+ * reserves nothing, so its intent is the attachment it read (its attach id). virsh
+ * detach-disk (confirmed by domblklist) when the VM runs, then one step pinned to that
+ * attach id: Detached and the device claim released. A detach that lost a race (the
+ * attachment ended, or a newer one began) changes nothing. A crash after virsh leaves
+ * the records attached and the host detached; the reconciler appends the missing Detached.
  */
 import { isLiveAttachable } from '../domain/catalog';
 import { fail } from '../domain/errors';
@@ -40,7 +43,13 @@ export const detachImage = async (deps: ServiceDeps, imageId: number, vmId: numb
       }
     }
   }
-  const result = await detachInRecords(deps, imageId, { type: 'Detach', vmId: attachment.vmId }, ctx, loaded);
+  const result = await detachInRecords(deps, imageId, { type: 'Detach', attachId: attachment.attachId }, ctx, loaded);
+  if (!result.appended) {
+    // The attachment it unplugged ended meanwhile (a stop, another detach): nothing was changed.
+    deps.logger.info('detach: that attachment ended already; nothing changed', { imageId, attachId: attachment.attachId });
+    const now = result.state.status === 'ok' ? result.state.attachment : null;
+    if (now) fail('storage_image_detach', 'The storage image was detached and attached again meanwhile; this detach changed nothing.');
+  }
   deps.metrics?.count('DetachSucceeded');
   return viewOf(result.state, result.version);
 };
@@ -53,7 +62,7 @@ export const detachImage = async (deps: ServiceDeps, imageId: number, vmId: numb
 export const detachInRecords = async (
   deps: ServiceDeps,
   imageId: number,
-  command: { type: 'Detach'; vmId: number } | { type: 'DetachStoppedVm'; vmId: number } | { type: 'ForceDetach'; vmId?: number },
+  command: { type: 'Detach'; attachId: string } | { type: 'DetachStoppedVm'; vmId: number; stoppedAt?: string } | { type: 'ForceDetach'; vmId?: number },
   ctx: CommandContext,
   loaded?: LoadedStream,
 ): Promise<CommandResult> => {
@@ -69,7 +78,7 @@ export const detachInRecords = async (
     return await releasing(true);
   } catch (error) {
     if (!(error instanceof DeviceClaimError && error.reason === 'not_held')) throw error;
-    deps.logger.warn('detach: the device claim is not held by this attach; detached in the records only', { imageId, vmId: command.vmId ?? null });
+    deps.logger.warn('detach: the device claim is not held by this attach; detached in the records only', { imageId, command: command.type });
     return releasing(false);
   }
 };

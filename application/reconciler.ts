@@ -22,6 +22,10 @@ import { HostCommandError, type AttachedDisk } from './ports';
 import type { ServiceDeps } from './service';
 import { FOREIGN_DISK, type ReconcilerCheckpoint, type ReconcilerCursor, type VmRecord } from './storePorts';
 import { detachAllInRecords, shouldDetachAll } from './vmStops';
+import { makeDiskFile, removeDiskFile } from './diskFiles';
+import { finishResize } from './resize';
+import { openInSlot } from './saga';
+import { DomainError } from '../domain/errors';
 
 export type RepairKind =
   | 'attach-completed' // AttachRequested + disk on host -> Attached
@@ -31,12 +35,17 @@ export type RepairKind =
   | 'disk-without-record' // a storage disk on the host nobody attached -> virsh detach
   | 'auto-detach-finished' // a stopped VM whose images were not all detached (a crash mid-way) -> detached
   | 'foreign-disk-claimed' // a disk this service did not attach holds a storage device name -> claimed for it
-  | 'foreign-disk-gone'; // that disk left the host -> its claim freed
+  | 'foreign-disk-gone' // that disk left the host -> its claim freed
+  | 'resize-completed' // ResizeRequested left open -> grown again (idempotent), Resized
+  | 'resize-failed' // ...and the host refused -> ResizeFailed, the quota given back
+  | 'disk-file-finished' // Created / DiskRetried left open -> the file made again, DiskReady (or DiskFailed)
+  | 'disk-file-removed'; // Revoked left open -> the file removed (idempotent), DiskFileRemoved
 
 export interface Repair {
   kind: RepairKind;
-  vmId: number;
-  diskDev: string;
+  /** The VM and device of a repair about an attachment (absent for an image's own operations). */
+  vmId?: number;
+  diskDev?: string;
   imageId?: number;
 }
 
@@ -53,6 +62,8 @@ export interface ReconcileReport {
   hostsNotStarted?: number;
   /** The cursor this run left: the last host it checked when it did not reach them all; absent when it did (cleared). */
   cursor?: string;
+  /** Open operations whose host did not answer: left for the next run. */
+  operationsUnfinished?: number[];
 }
 
 export interface ReconcileOptions {
@@ -138,6 +149,7 @@ export const reconcile = async (deps: ServiceDeps, options: ReconcileOptions = {
     report.hostsNotStarted = notStarted;
     deps.logger.warn('reconciler: time ran short; the next run resumes where this one stopped', { hostsNotStarted: notStarted });
   }
+  if (!options.vmIds && !timeShort()) await reconcileOpenOperations(deps, settled, repaired, report);
   const left = await progress?.finish(notStarted === 0);
   if (left !== undefined) report.cursor = left;
   report.hostsUnreachable.sort((a, b) => a - b);
@@ -182,6 +194,47 @@ const cursorProgress = (deps: ServiceDeps, cursor: ReconcilerCursor, read: Recon
       return finished > 0 ? order[finished - 1] : read.afterHost;
     },
   };
+};
+
+/**
+ * Every host operation left open (saga.ts: an intent committed, its outcome not), older
+ * than the settle time, finished forward with the workflow's own functions: every one of
+ * their host calls is idempotent.
+ */
+const reconcileOpenOperations = async (
+  deps: ServiceDeps,
+  settled: (since: string) => boolean,
+  repaired: (repair: Repair) => void,
+  report: ReconcileReport,
+): Promise<void> => {
+  for (const op of await deps.events.openOperations()) {
+    if (!settled(op.since)) continue;
+    const { imageId } = op;
+    try {
+      const loaded = await deps.events.load(streamIdOf(imageId));
+      if (openInSlot(loaded.state, op.slot, imageId)?.opId !== (op.slot === 'removeFile' ? 'revoke' : op.opId)) continue; // ended since it was listed
+      if (op.slot === 'resize') {
+        try {
+          await finishResize(deps, imageId, loaded, { kind: 'system', reason: 'reconciled' });
+          repaired({ kind: 'resize-completed', imageId });
+        } catch (error) {
+          const after = await deps.events.load(streamIdOf(imageId));
+          if (!openInSlot(after.state, 'resize', imageId)) repaired({ kind: 'resize-failed', imageId });
+          else throw error;
+        }
+      } else if (op.slot === 'file') {
+        await makeDiskFile(deps, imageId, op.opId);
+        repaired({ kind: 'disk-file-finished', imageId });
+      } else {
+        await removeDiskFile(deps, imageId);
+        repaired({ kind: 'disk-file-removed', imageId });
+      }
+    } catch (error) {
+      if (!(error instanceof HostCommandError) && !(error instanceof DomainError)) throw error;
+      deps.logger.warn('reconciler: an open operation could not be finished; left for the next run', { imageId, slot: op.slot, error: String(error) });
+      (report.operationsUnfinished ??= []).push(imageId);
+    }
+  }
 };
 
 /** One VM: its claims against its images' records, and against the host's disks when it runs. Throws HostCommandError when the host does not answer. */
@@ -232,7 +285,8 @@ const reconcileVm = async (deps: ServiceDeps, vm: VmRecord, settled: (since: str
     } else if (here?.phase === 'attached') {
       // Only a running VM can be checked: boot-time disks of a VM not started yet are fine.
       if (onHost && !diskIsOurs && settled(here.since)) {
-        await detachInRecords(deps, imageId, { type: 'Detach', vmId: vm.vmId }, system(deps), loaded);
+        // Pinned to the attach the claim names: a newer attachment of the image is not this one.
+        await detachInRecords(deps, imageId, { type: 'Detach', attachId: here.attachId }, system(deps), loaded);
         repaired({ kind: 'attached-without-disk', vmId: vm.vmId, diskDev, imageId });
       }
     } else if (settled(claim.since)) {

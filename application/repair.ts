@@ -10,7 +10,7 @@
  *   `forced`, the device claim released in the same step.
  */
 import { streamIdOf, type Actor, type CommandContext } from '../domain/storageImage';
-import { handleCommand } from './commandHandling';
+import { handleCommand, operationIdAt } from './commandHandling';
 import { detachInRecords } from './detach';
 import { contextOf, viewOf, type ServiceDeps } from './service';
 import type { ImageView } from './storePorts';
@@ -30,7 +30,7 @@ export const forceRevokeImage = async (deps: ServiceDeps, imageId: number, actor
 
 export const retryDiskFile = async (deps: ServiceDeps, imageId: number, actor: Actor): Promise<ImageView> => {
   const ctx = contextOf(deps, actor.kind === 'system' ? forced(actor) : actor);
-  const result = await handleCommand(deps, imageId, { type: 'RetryDiskFile' }, ctx);
+  const result = await handleCommand(deps, imageId, (fresh) => ({ type: 'RetryDiskFile', opId: operationIdAt(imageId, fresh) }), ctx);
   deps.logger.info('storage image disk file retried', { audit: 'repair', imageId, actor: ctx.actor, version: result.version });
   return viewOf(result.state, result.version);
 };

@@ -30,8 +30,8 @@ export class DeviceClaimError extends Error {
   constructor(
     readonly vmId: number,
     readonly dev: string,
-    /** `not_held`: a release found the device held by another attach, or free. */
-    readonly reason: 'taken' | 'full' | 'other_owner' | 'not_held',
+    /** `not_held`: a release found the device held by another attach, or free; `vm_state`: the VM is not (or is) running, as the claim required. */
+    readonly reason: 'taken' | 'full' | 'other_owner' | 'not_held' | 'vm_state',
   ) {
     super(`device ${dev} of VM ${vmId}: ${reason}`);
     this.name = 'DeviceClaimError';
@@ -89,12 +89,32 @@ export class WriteBoundError extends Error {
   }
 }
 
+/** A host operation whose intent committed and whose outcome has not (application/saga.ts). */
+export interface OpenOperationRecord {
+  imageId: number;
+  /** At most one operation per image and slot is open. */
+  slot: 'file' | 'resize' | 'removeFile';
+  opId: string;
+  since: string;
+}
+
 /** The writes of one command step besides the events, committed with them or not at all. */
 export interface StepEffects {
+  /** The saga's open-operation items, opened by an intent and closed by its outcome (saga.ts). */
+  operations?: { open: OpenOperationRecord[]; close: { imageId: number; slot: OpenOperationRecord['slot'] }[] };
   /** Binds the request's Idempotency-Key to its effect: refused if bound already. */
   binding?: WriteBinding;
   /** Devices given to an attach (`attachId`): refused if taken, if the VM is full or another user's. */
-  claims?: { vmId: number; userId: number; dev: string; imageId: number; attachId: string; maxDevices: number }[];
+  claims?: {
+    vmId: number;
+    userId: number;
+    dev: string;
+    imageId: number;
+    attachId: string;
+    maxDevices: number;
+    /** The VM's recorded state the claim requires, in the write's condition: a hot attach `running`, a boot attach `not-running`. */
+    vmState?: 'running' | 'not-running';
+  }[];
   /** Devices freed: only if that attach holds them. */
   releases?: { vmId: number; dev: string; attachId: string }[];
   /** An image's size counted against its owner's quota (refused over the limit), or no longer. */
@@ -103,6 +123,8 @@ export interface StepEffects {
     /** An image counted at `fromMb` now counts `toMb` (larger): the difference must fit. */
     grow?: { userId: number; imageId: number; fromMb: number; toMb: number } & QuotaLimit;
     release?: { userId: number; imageId: number; sizeMb: number };
+    /** An image counted at `fromMb` counts `toMb` (smaller) again: a resize that failed gives its growth back. */
+    shrink?: { userId: number; imageId: number; fromMb: number; toMb: number };
   };
 }
 
@@ -129,6 +151,8 @@ export interface EventStore {
   readStream(streamId: string, options?: { fromVersion?: number; limit?: number }): Promise<{ events: StoredEvent[]; nextVersion?: number }>;
   /** Every event of every stream, in pages, for rebuilds (a read of the log, not a stream). */
   scanAll(options?: { pageSize?: number }): AsyncIterable<StoredEvent[]>;
+  /** Every open host operation (intent committed, outcome not), for the reconciler. */
+  openOperations(): Promise<OpenOperationRecord[]>;
 }
 
 // ---------------------------------------------------------------------------
@@ -181,8 +205,8 @@ export interface VmDirectory {
   releaseForeignDisk(vmId: number, dev: string): Promise<void>;
   /**
    * Applies a VM state event unless a newer or equal one was applied (redelivery,
-   * reordering), compared in the write's condition. A stop from a host the VM is not
-   * recorded on changes nothing, and a `migrated` stop never marks the VM stopped.
+   * reordering), compared in the write's condition, whichever host sent it; a
+   * `migrated` stop never marks the VM stopped (the VM runs on, on its new host).
    * Returns whether it changed the record, and the record after.
    */
   recordState(change: VmStateChange): Promise<{ applied: boolean; record: VmRecord }>;

@@ -41,12 +41,21 @@ export type Attachment =
   | { phase: 'attaching'; vmId: number; diskDev: string; attachId: string; since: string }
   | { phase: 'attached'; vmId: number; diskDev: string; attachId: string; mode: AttachMode; since: string };
 
+/**
+ * A host operation whose intent is committed and whose outcome is not (the saga's open
+ * step, docs/event-store.md): what it reserved is held, and only a command naming its
+ * `opId` ends it.
+ */
+export type OpenOperation = { type: 'resize'; opId: string; fromMb: number; toMb: number; since: string };
+
 export type StorageImageState =
   | { status: 'none' }
-  | { status: 'adding'; image: ImageFacts }
+  /** `fileOp`: the operation making the disk file (Created's, or the last DiskRetried's); only its outcome counts. */
+  | { status: 'adding'; image: ImageFacts; fileOp?: string }
   | { status: 'failed'; image: ImageFacts; reason: string }
-  | { status: 'ok'; image: ImageFacts; attachment: Attachment | null }
-  | { status: 'locked'; image: ImageFacts }; // revoked
+  | { status: 'ok'; image: ImageFacts; attachment: Attachment | null; operation?: OpenOperation }
+  /** Revoked; `fileRemoved` once the storage host removed its disk file (the revoke's outcome). */
+  | { status: 'locked'; image: ImageFacts; fileRemoved?: boolean };
 
 /** A VM as the VM directory knows it. */
 export type VmView = { vmId: number; userId: number; running: boolean };

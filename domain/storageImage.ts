@@ -4,12 +4,13 @@
  * need (the caller, the clock, the VM) comes in with the command.
  */
 import { isDiskController, isFilesystem, type DiskController, type Filesystem, type ImageStateName } from './catalog';
+import { allocateDevice } from './devices';
 import { fail } from './errors';
 import { SIZE_MAX_MB, SIZE_MIN_MB } from './limits';
 import { checkAttachable, checkHotPlug, checkImageAccess, checkRepairer, checkResizable, checkVmOfOwner } from './policies';
-import type { Actor, Attachment, AttachMode, Cause, ImageFacts, StorageImageState, VmView } from './state';
+import type { Actor, Attachment, AttachMode, Cause, ImageFacts, OpenOperation, StorageImageState, VmView } from './state';
 
-export type { Actor, AdminReason, Attachment, AttachMode, Cause, ImageFacts, StorageImageState, SystemReason, VmView } from './state';
+export type { Actor, AdminReason, Attachment, AttachMode, Cause, ImageFacts, OpenOperation, StorageImageState, SystemReason, VmView } from './state';
 
 export const causeOf = (actor: Actor): Cause =>
   actor.kind === 'system'
@@ -28,8 +29,8 @@ export type StorageImageEventData = {
    * The disk file is made, on that storage (an id from the configuration). Events
    * written before there were several storages have no `storage`: they mean `default`.
    */
-  StorageImageDiskReady: { storage?: string };
-  StorageImageDiskFailed: { reason: string };
+  StorageImageDiskReady: { storage?: string; opId?: string };
+  StorageImageDiskFailed: { reason: string; opId?: string };
   StorageImageEdited: { name?: string; description?: string; diskController?: DiskController };
   /**
    * A hot attach started: the device is claimed (in the same write), virsh is about to
@@ -42,10 +43,19 @@ export type StorageImageEventData = {
   StorageImageDetached: { vmId: number; diskDev: string; attachId?: string };
   /** `forced`: an admin's repair revoked an image that was not ok (failed, stuck adding). */
   StorageImageRevoked: { forced?: boolean };
-  /** An admin asked for the disk file again (a failed or stuck `adding` image): the disk-file reaction makes it. */
-  StorageImageDiskRetried: { from: 'failed' | 'adding' };
+  /** The storage host removed the revoked image's disk file (or found it gone): the revoke's outcome. */
+  StorageImageDiskFileRemoved: Record<string, never>;
+  /**
+   * An admin asked for the disk file again (a failed or stuck `adding` image): the disk-file
+   * reaction makes it. `opId` names this try: only its outcome ends the `adding` (older events: any).
+   */
+  StorageImageDiskRetried: { from: 'failed' | 'adding'; opId?: string };
+  /** A resize's intent: the quota counts `toMb` from now on; the host grows the disk next. */
+  StorageImageResizeRequested: { opId: string; fromMb: number; toMb: number };
   /** The disk grew (its file, or live through the hypervisor for an attached virtio disk), quota counted at `toMb`. */
-  StorageImageResized: { fromMb: number; toMb: number };
+  StorageImageResized: { fromMb: number; toMb: number; opId?: string };
+  /** The host could not grow the disk: it keeps `fromMb`, and so does the quota. */
+  StorageImageResizeFailed: { opId: string; fromMb: number; toMb: number; reason: string };
 };
 
 export type StorageImageEventType = keyof StorageImageEventData;
@@ -62,8 +72,11 @@ export type StorageImageAttached = Event<'StorageImageAttached'>;
 export type StorageImageAttachFailed = Event<'StorageImageAttachFailed'>;
 export type StorageImageDetached = Event<'StorageImageDetached'>;
 export type StorageImageRevoked = Event<'StorageImageRevoked'>;
+export type StorageImageDiskFileRemoved = Event<'StorageImageDiskFileRemoved'>;
 export type StorageImageDiskRetried = Event<'StorageImageDiskRetried'>;
+export type StorageImageResizeRequested = Event<'StorageImageResizeRequested'>;
 export type StorageImageResized = Event<'StorageImageResized'>;
+export type StorageImageResizeFailed = Event<'StorageImageResizeFailed'>;
 
 export type NewEvent =
   | StorageImageCreated
@@ -75,13 +88,19 @@ export type NewEvent =
   | StorageImageAttachFailed
   | StorageImageDetached
   | StorageImageRevoked
+  | StorageImageDiskFileRemoved
   | StorageImageDiskRetried
-  | StorageImageResized;
+  | StorageImageResizeRequested
+  | StorageImageResized
+  | StorageImageResizeFailed;
 
 /** An event as stored: with its stream id and version. */
 export type StorageImageEvent = NewEvent & { streamId: string; version: number };
 
 export const streamIdOf = (imageId: number): string => `image-${imageId}`;
+
+/** An operation's id: the stream and the version of its intent event (an attach's is its AttachRequested). */
+export const operationIdOf = (imageId: number, intentVersion: number): string => `${streamIdOf(imageId)}@${intentVersion}`;
 
 // ---------------------------------------------------------------------------
 // State
@@ -104,30 +123,41 @@ export type CreateStorageImage = {
   filesystem: Filesystem;
   sizeMb: number;
 };
-export type MarkDiskReady = { type: 'MarkDiskReady'; storage: string };
-export type MarkDiskFailed = { type: 'MarkDiskFailed'; reason: string };
+/** The disk file's outcome, for the operation `opId` that made it (absent: whichever is open). */
+export type MarkDiskReady = { type: 'MarkDiskReady'; storage: string; opId?: string };
+export type MarkDiskFailed = { type: 'MarkDiskFailed'; reason: string; opId?: string };
+/** The storage host removed a revoked image's file. */
+export type MarkDiskFileRemoved = { type: 'MarkDiskFileRemoved' };
 export type EditStorageImage = { type: 'EditStorageImage'; name?: string; description?: string; diskController?: DiskController };
-export type RequestHotAttach = { type: 'RequestHotAttach'; vm: VmView | undefined; diskDev: string; attachId: string };
+/** The VM as read with the image (its devices taken): the decider picks the first free device. */
+export type RequestHotAttach = { type: 'RequestHotAttach'; vm: VmView | undefined; devicesTaken: readonly string[]; maxDisks: number; attachId: string };
 export type ConfirmAttach = { type: 'ConfirmAttach'; attachId: string };
 export type FailAttach = { type: 'FailAttach'; attachId: string; reason: string };
 /** A VM being created: recorded as attached, the disk goes into the domain XML at start. */
 export type AttachAtBoot = { type: 'AttachAtBoot'; vm: VmView | undefined; vmId: number; diskDev: string; attachId: string };
-export type Detach = { type: 'Detach'; vmId?: number };
-export type DetachStoppedVm = { type: 'DetachStoppedVm'; vmId: number };
+/** Ends the attachment `attachId` (the one the caller read and unplugged), and no other. */
+export type Detach = { type: 'Detach'; attachId: string };
+/** The VM stopped at `stoppedAt` (absent: whenever): attachments made after that stay. */
+export type DetachStoppedVm = { type: 'DetachStoppedVm'; vmId: number; stoppedAt?: string };
 export type RevokeStorageImage = { type: 'RevokeStorageImage' };
 /** Admin repair: revoke in any state but attached (failed, stuck adding included). */
 export type ForceRevokeStorageImage = { type: 'ForceRevokeStorageImage' };
 /** Admin repair: make the disk file of a failed or stuck `adding` image again. */
-export type RetryDiskFile = { type: 'RetryDiskFile' };
+export type RetryDiskFile = { type: 'RetryDiskFile'; opId: string };
 /** Admin repair: detach in the records only (the host is dead); an attach in progress ends failed. */
 export type ForceDetach = { type: 'ForceDetach'; vmId?: number };
-/** Grow to `sizeMb` (the host grew the file, or the live disk, just before). */
-export type ResizeStorageImage = { type: 'ResizeStorageImage'; sizeMb: number };
+/** A resize's intent: grow to `sizeMb` as the operation `opId` (the quota grows in the same step). */
+export type RequestResize = { type: 'RequestResize'; sizeMb: number; opId: string };
+/** The host grew the disk for `opId`. */
+export type CompleteResize = { type: 'CompleteResize'; opId: string };
+/** The host could not grow it for `opId` (the quota shrinks back in the same step). */
+export type FailResize = { type: 'FailResize'; opId: string; reason: string };
 
 export type StorageImageCommand =
   | CreateStorageImage
   | MarkDiskReady
   | MarkDiskFailed
+  | MarkDiskFileRemoved
   | EditStorageImage
   | RequestHotAttach
   | ConfirmAttach
@@ -139,7 +169,9 @@ export type StorageImageCommand =
   | ForceRevokeStorageImage
   | RetryDiskFile
   | ForceDetach
-  | ResizeStorageImage;
+  | RequestResize
+  | CompleteResize
+  | FailResize;
 
 export type CommandContext = { actor: Actor; now: string };
 
@@ -221,9 +253,20 @@ const create = (command: CreateStorageImage, state: StorageImageState, ctx: Comm
 /** The disk file was made (or failed) on the storage host. Repeats change nothing. */
 const markDisk = (command: MarkDiskReady | MarkDiskFailed, state: Existing, ctx: CommandContext): [StorageImageDiskReady | StorageImageDiskFailed] | [] => {
   if (state.status !== 'adding') return [];
+  // A slow outcome of an earlier try (a retry began since) is not this try's.
+  if (command.opId !== undefined && state.fileOp !== undefined && state.fileOp !== command.opId) return [];
+  const op = state.fileOp === undefined ? {} : { opId: state.fileOp };
   return command.type === 'MarkDiskReady'
-    ? [event('StorageImageDiskReady', { storage: command.storage }, ctx)]
-    : [event('StorageImageDiskFailed', { reason: command.reason }, ctx)];
+    ? [event('StorageImageDiskReady', { storage: command.storage, ...op }, ctx)]
+    : [event('StorageImageDiskFailed', { reason: command.reason, ...op }, ctx)];
+};
+
+const markFileRemoved = (state: Existing, ctx: CommandContext): [StorageImageDiskFileRemoved] | [] =>
+  state.status === 'locked' && !state.fileRemoved ? [event('StorageImageDiskFileRemoved', {}, ctx)] : [];
+
+/** An operation in progress blocks what would change what it reserved. */
+const checkNoOpenOperation = (state: Existing, code: 'image_delete' | 'storage_image_attach' | 'image_resize'): void => {
+  if (state.status === 'ok' && state.operation) fail(code, `A ${state.operation.type} of this storage image is in progress; try again shortly.`);
 };
 
 const edit = (command: EditStorageImage, state: Existing, ctx: CommandContext): [StorageImageEdited] | [] => {
@@ -249,11 +292,14 @@ const edit = (command: EditStorageImage, state: Existing, ctx: CommandContext): 
 };
 
 const requestHotAttach = (command: RequestHotAttach, state: Existing, ctx: CommandContext): [StorageImageAttachRequested] => {
+  checkNoOpenOperation(state, 'storage_image_attach');
   const vmId = command.vm?.vmId ?? -1;
   const ready = checkAttachable(state, vmId);
   const vm = checkVmOfOwner(command.vm, vmId, ready.image.userId);
   checkHotPlug(ready, vm);
-  return [event('StorageImageAttachRequested', { vmId, diskDev: command.diskDev, attachId: command.attachId }, ctx)];
+  // On this image's bus as it is now: a retry decides on fresh facts, device included.
+  const diskDev = allocateDevice(ready.image.diskController, command.devicesTaken, command.maxDisks);
+  return [event('StorageImageAttachRequested', { vmId, diskDev, attachId: command.attachId }, ctx)];
 };
 
 const attachingAs = (state: Existing, attachId: string): Extract<Attachment, { phase: 'attaching' }> | undefined =>
@@ -278,6 +324,7 @@ const failAttach = (command: FailAttach, state: Existing, ctx: CommandContext): 
 
 const attachAtBoot = (command: AttachAtBoot, state: Existing, ctx: CommandContext): [StorageImageAttached] | [] => {
   if (state.status === 'ok' && state.attachment?.phase === 'attached' && state.attachment.vmId === command.vmId && state.attachment.mode === 'boot') return [];
+  checkNoOpenOperation(state, 'storage_image_attach');
   const ready: Ready = checkAttachable(state, command.vmId);
   if (command.vm) checkVmOfOwner(command.vm, command.vmId, ready.image.userId);
   if (command.vm?.running) {
@@ -286,21 +333,20 @@ const attachAtBoot = (command: AttachAtBoot, state: Existing, ctx: CommandContex
   return [event('StorageImageAttached', { vmId: command.vmId, diskDev: command.diskDev, mode: 'boot', attachId: command.attachId }, ctx)];
 };
 
-const detach = (command: Detach, state: Existing, ctx: CommandContext): [StorageImageDetached] => {
+/** Pinned to the attachment the caller unplugged: a detach that lost a race never ends a newer attachment. */
+const detach = (command: Detach, state: Existing, ctx: CommandContext): [StorageImageDetached] | [] => {
   const attachment = state.status === 'ok' ? state.attachment : null;
-  if (!attachment) return fail('storage_image_detach', 'The storage image is not attached.');
-  if (command.vmId !== undefined && attachment.vmId !== command.vmId) {
-    fail('storage_image_detach', `The storage image is not attached to VM ${command.vmId}.`);
-  }
+  if (!attachment || attachment.attachId !== command.attachId) return []; // that attachment ended already
   if (attachment.phase === 'attaching') fail('storage_image_detach', 'An attach of this storage image is in progress; try again shortly.');
   const { vmId, diskDev, attachId } = attachment;
   return [event('StorageImageDetached', { vmId, diskDev, attachId }, ctx)];
 };
 
-/** The VM is gone: detach in the records only. Repeats and other VMs change nothing. */
+/** The VM is gone: detach in the records only. Repeats, other VMs and attachments made after the stop change nothing. */
 const detachStoppedVm = (command: DetachStoppedVm, state: Existing, ctx: CommandContext): [StorageImageDetached | StorageImageAttachFailed] | [] => {
   const attachment = state.status === 'ok' ? state.attachment : null;
   if (!attachment || attachment.vmId !== command.vmId) return [];
+  if (command.stoppedAt !== undefined && Date.parse(attachment.since) > Date.parse(command.stoppedAt)) return [];
   const { vmId, diskDev, attachId } = attachment;
   if (attachment.phase === 'attaching') {
     return [event('StorageImageAttachFailed', { vmId, diskDev, reason: 'VM stopped during attach', attachId }, ctx)];
@@ -312,6 +358,7 @@ const revoke = (state: Existing, ctx: CommandContext): [StorageImageRevoked] | [
   if (state.status === 'locked') return []; // deleted already: a retry is not an error
   if (state.status === 'ok' && state.attachment) fail('image_attached', 'Detach the storage image before deleting it.');
   if (state.status !== 'ok') fail('image_delete', `A storage image in state ${state.status} cannot be deleted.`);
+  checkNoOpenOperation(state, 'image_delete');
   return [event('StorageImageRevoked', {}, ctx)];
 };
 
@@ -319,13 +366,14 @@ const forceRevoke = (state: Existing, ctx: CommandContext): [StorageImageRevoked
   checkRepairer(ctx.actor);
   if (state.status === 'locked') return [];
   if (state.status === 'ok' && state.attachment) fail('image_attached', 'Detach the storage image before deleting it (force detach it if its host is dead).');
+  checkNoOpenOperation(state, 'image_delete');
   return [event('StorageImageRevoked', state.status === 'ok' ? {} : { forced: true }, ctx)];
 };
 
-const retryDiskFile = (state: Existing, ctx: CommandContext): [StorageImageDiskRetried] => {
+const retryDiskFile = (command: RetryDiskFile, state: Existing, ctx: CommandContext): [StorageImageDiskRetried] => {
   checkRepairer(ctx.actor);
   if (state.status !== 'failed' && state.status !== 'adding') return fail('image_retry', `Only a failed or adding storage image can have its disk file made again (this one is ${state.status}).`);
-  return [event('StorageImageDiskRetried', { from: state.status }, ctx)];
+  return [event('StorageImageDiskRetried', { from: state.status, opId: command.opId }, ctx)];
 };
 
 const forceDetach = (command: ForceDetach, state: Existing, ctx: CommandContext): [StorageImageDetached | StorageImageAttachFailed] => {
@@ -339,11 +387,29 @@ const forceDetach = (command: ForceDetach, state: Existing, ctx: CommandContext)
     : [event('StorageImageDetached', { vmId, diskDev, attachId }, ctx)];
 };
 
-const resize = (command: ResizeStorageImage, state: Existing, ctx: CommandContext): [StorageImageResized] | [] => {
-  // A retry after the step committed: the image has that size already.
-  if (state.status === 'ok' && state.image.sizeMb === command.sizeMb) return [];
+/** The intent: reserves the growth (the quota, in the same step) before any host grows anything. */
+const requestResize = (command: RequestResize, state: Existing, ctx: CommandContext): [StorageImageResizeRequested] | [] => {
+  // A retry: that size is reached, or its resize is in progress (the caller finishes it).
+  if (state.status === 'ok' && (state.image.sizeMb === command.sizeMb || state.operation?.toMb === command.sizeMb)) return [];
+  if (state.status === 'ok' && state.operation) checkNoOpenOperation(state, 'image_resize');
   const growth = checkResizable(state, command.sizeMb);
-  return [event('StorageImageResized', { fromMb: growth.fromMb, toMb: command.sizeMb }, ctx)];
+  return [event('StorageImageResizeRequested', { opId: command.opId, fromMb: growth.fromMb, toMb: command.sizeMb }, ctx)];
+};
+
+const openResize = (state: Existing, opId: string): OpenOperation | undefined =>
+  state.status === 'ok' && state.operation?.type === 'resize' && state.operation.opId === opId ? state.operation : undefined;
+
+/** The outcome, pinned to its intent: a command naming another resize changes nothing and says so. */
+const completeResize = (command: CompleteResize | FailResize, state: Existing, ctx: CommandContext): [StorageImageResized | StorageImageResizeFailed] | [] => {
+  const open = openResize(state, command.opId);
+  if (!open) {
+    if (command.type === 'FailResize') return [];
+    return fail('image_resize', `The resize ${command.opId} is not in progress (it ended, or another one is).`);
+  }
+  const { opId, fromMb, toMb } = open;
+  return command.type === 'CompleteResize'
+    ? [event('StorageImageResized', { fromMb, toMb, opId }, ctx)]
+    : [event('StorageImageResizeFailed', { opId, fromMb, toMb, reason: command.reason }, ctx)];
 };
 
 /** At most one event per command: what the command step appends, nothing dropped. */
@@ -355,6 +421,8 @@ export const decide = (command: StorageImageCommand, state: StorageImageState, c
     case 'MarkDiskReady':
     case 'MarkDiskFailed':
       return markDisk(command, existing, ctx);
+    case 'MarkDiskFileRemoved':
+      return markFileRemoved(existing, ctx);
     case 'EditStorageImage':
       return edit(command, existing, ctx);
     case 'RequestHotAttach':
@@ -374,11 +442,14 @@ export const decide = (command: StorageImageCommand, state: StorageImageState, c
     case 'ForceRevokeStorageImage':
       return forceRevoke(existing, ctx);
     case 'RetryDiskFile':
-      return retryDiskFile(existing, ctx);
+      return retryDiskFile(command, existing, ctx);
     case 'ForceDetach':
       return forceDetach(command, existing, ctx);
-    case 'ResizeStorageImage':
-      return resize(command, existing, ctx);
+    case 'RequestResize':
+      return requestResize(command, existing, ctx);
+    case 'CompleteResize':
+    case 'FailResize':
+      return completeResize(command, existing, ctx);
     default: {
       const unreachable: never = command;
       return fail('validation', `unknown command ${JSON.stringify(unreachable)}`);
@@ -391,7 +462,8 @@ export const decide = (command: StorageImageCommand, state: StorageImageState, c
 
 export const evolve = (state: StorageImageState, event: NewEvent): StorageImageState => {
   if (event.type === 'StorageImageCreated') {
-    return { status: 'adding', image: { ...event.data, creationDate: event.time } };
+    // The disk file's operation is the Created itself (version 1 of the stream).
+    return { status: 'adding', image: { ...event.data, creationDate: event.time }, fileOp: operationIdOf(event.data.imageId, 1) };
   }
   if (state.status === 'none') return state; // no event but Created starts a stream
   switch (event.type) {
@@ -402,23 +474,39 @@ export const evolve = (state: StorageImageState, event: NewEvent): StorageImageS
     case 'StorageImageEdited':
       return { ...state, image: { ...state.image, ...event.data } } as StorageImageState;
     case 'StorageImageAttachRequested':
-      return { status: 'ok', image: state.image, attachment: { phase: 'attaching', ...event.data, since: event.time } };
+      return { ...okOf(state), attachment: { phase: 'attaching', ...event.data, since: event.time } };
     case 'StorageImageAttached':
-      return { status: 'ok', image: state.image, attachment: { phase: 'attached', ...event.data, since: event.time } };
+      return { ...okOf(state), attachment: { phase: 'attached', ...event.data, since: event.time } };
     case 'StorageImageAttachFailed':
     case 'StorageImageDetached':
-      return { status: 'ok', image: state.image, attachment: null };
+      return { ...okOf(state), attachment: null };
     case 'StorageImageRevoked':
       return { status: 'locked', image: state.image };
+    case 'StorageImageDiskFileRemoved':
+      return { status: 'locked', image: state.image, fileRemoved: true };
     case 'StorageImageDiskRetried':
-      return { status: 'adding', image: state.image };
+      return { status: 'adding', image: state.image, ...(event.data.opId === undefined ? {} : { fileOp: event.data.opId }) };
+    case 'StorageImageResizeRequested':
+      return { ...okOf(state), operation: { type: 'resize', ...event.data, since: event.time } };
     case 'StorageImageResized':
-      return { ...state, image: { ...state.image, sizeMb: event.data.toMb } } as StorageImageState;
+      return withoutOperation({ ...state, image: { ...state.image, sizeMb: event.data.toMb } } as StorageImageState);
+    case 'StorageImageResizeFailed':
+      return withoutOperation(state);
     default: {
       const unreachable: never = event;
       return unreachable;
     }
   }
+};
+
+/** The ok state an attachment or operation event continues (what it does not change, kept). */
+const okOf = (state: Exclude<StorageImageState, { status: 'none' }>): Extract<StorageImageState, { status: 'ok' }> =>
+  state.status === 'ok' ? state : { status: 'ok', image: state.image, attachment: null };
+
+const withoutOperation = (state: StorageImageState): StorageImageState => {
+  if (state.status !== 'ok' || !state.operation) return state;
+  const { operation: _ended, ...rest } = state;
+  return rest;
 };
 
 export const fold = (events: readonly NewEvent[], from: StorageImageState = initialState()): StorageImageState => events.reduce(evolve, from);

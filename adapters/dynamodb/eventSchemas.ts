@@ -23,16 +23,19 @@ export const EVENT_DATA_SCHEMAS = {
     filesystem: z.enum(FILESYSTEMS.map((f) => f.name) as [string, ...string[]]),
     sizeMb: id,
   }),
-  StorageImageDiskReady: z.object({ storage: z.optional(z.string()) }),
-  StorageImageDiskFailed: z.object({ reason: z.string() }),
+  StorageImageDiskReady: z.object({ storage: z.optional(z.string()), opId: z.optional(z.string()) }),
+  StorageImageDiskFailed: z.object({ reason: z.string(), opId: z.optional(z.string()) }),
   StorageImageEdited: z.object({ name: z.optional(z.string()), description: z.optional(z.string()), diskController: z.optional(controller) }),
   StorageImageAttachRequested: z.object(attachment),
   StorageImageAttached: z.object({ ...attachment, mode: z.enum(['hot', 'boot']) }),
   StorageImageAttachFailed: z.object({ ...attachment, reason: z.string() }),
   StorageImageDetached: z.object(attachment),
   StorageImageRevoked: z.object({ forced: z.optional(z.boolean()) }),
-  StorageImageDiskRetried: z.object({ from: z.enum(['failed', 'adding']) }),
-  StorageImageResized: z.object({ fromMb: id, toMb: id }),
+  StorageImageDiskFileRemoved: z.object({}),
+  StorageImageDiskRetried: z.object({ from: z.enum(['failed', 'adding']), opId: z.optional(z.string()) }),
+  StorageImageResizeRequested: z.object({ opId: z.string(), fromMb: id, toMb: id }),
+  StorageImageResized: z.object({ fromMb: id, toMb: id, opId: z.optional(z.string()) }),
+  StorageImageResizeFailed: z.object({ opId: z.string(), fromMb: id, toMb: id, reason: z.string() }),
 } as const;
 
 const envelope = z.object({

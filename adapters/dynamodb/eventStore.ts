@@ -23,6 +23,7 @@ import {
   WriteBoundError,
   type EventStore,
   type LoadedStream,
+  type OpenOperationRecord,
   type StepEffects,
   type StoredEvent,
   type StreamAppend,
@@ -67,13 +68,16 @@ type TransactItem = NonNullable<ConstructorParameters<typeof TransactWriteComman
 type ItemRole =
   | { role: 'row' }
   | { role: 'event' | 'head'; streamId: string; expectedVersion: number }
-  | { role: 'vm'; vmId: number; devs: string[]; maxDevices: number; userId?: number }
+  | { role: 'vm'; vmId: number; devs: string[]; maxDevices: number; userId?: number; vmState?: 'running' | 'not-running' }
   | { role: 'quota'; userId: number; limitMb: number }
   | { role: 'binding'; key: string };
 
 /** How long a write's key binding is kept: as long as Powertools keeps the request's record, and a day more. */
 const BINDING_TTL_SECONDS = 2 * 24 * 3600;
 export const bindingKey = (key: string): string => `write#${key}`;
+/** An open host operation's item (application/saga.ts): one per image and slot. */
+const OPERATION_PREFIX = 'op#';
+export const operationKey = (imageId: number, slot: OpenOperationRecord['slot']): string => `${OPERATION_PREFIX}${imageId}#${slot}`;
 
 export class DynamoEventStore implements EventStore {
   constructor(
@@ -125,11 +129,20 @@ export class DynamoEventStore implements EventStore {
     }
     for (const update of vmUpdates(effects, e0Time(stored))) {
       items.push({ Update: { TableName: this.controlTable, Key: { pk: vmKey(update.vmId) }, ...update.expression, ReturnValuesOnConditionCheckFailure: 'ALL_OLD' } });
-      roles.push({ role: 'vm', vmId: update.vmId, devs: update.devs, maxDevices: update.maxDevices, userId: update.userId });
+      roles.push({ role: 'vm', vmId: update.vmId, devs: update.devs, maxDevices: update.maxDevices, userId: update.userId, vmState: update.vmState });
     }
     for (const update of quotaUpdates(effects)) {
       items.push({ Update: { TableName: this.controlTable, Key: { pk: quotaKey(update.userId) }, ...update.expression, ReturnValuesOnConditionCheckFailure: 'ALL_OLD' } });
       roles.push({ role: 'quota', userId: update.userId, limitMb: update.limitMb });
+    }
+    for (const op of effects.operations?.open ?? []) {
+      // Unconditional: the head guards the stream, and a retry's file operation replaces the one before.
+      items.push({ Put: { TableName: this.controlTable, Item: { pk: operationKey(op.imageId, op.slot), ...op } } });
+      roles.push({ role: 'row' });
+    }
+    for (const op of effects.operations?.close ?? []) {
+      items.push({ Delete: { TableName: this.controlTable, Key: { pk: operationKey(op.imageId, op.slot) } } });
+      roles.push({ role: 'row' });
     }
     if (effects?.binding) {
       const { key, imageId } = effects.binding;
@@ -145,6 +158,20 @@ export class DynamoEventStore implements EventStore {
       throw cancellationError(error, roles);
     }
     return stored;
+  }
+
+  async openOperations(): Promise<OpenOperationRecord[]> {
+    const records: OpenOperationRecord[] = [];
+    const pages = paginateScan(
+      { client: this.doc },
+      { TableName: this.controlTable, FilterExpression: 'begins_with(pk, :p)', ExpressionAttributeValues: { ':p': OPERATION_PREFIX }, ConsistentRead: true },
+    );
+    for await (const page of pages) {
+      for (const item of page.Items ?? []) {
+        records.push({ imageId: item.imageId as number, slot: item.slot as OpenOperationRecord['slot'], opId: item.opId as string, since: item.since as string });
+      }
+    }
+    return records.sort((a, b) => a.imageId - b.imageId || (a.slot < b.slot ? -1 : 1));
   }
 
   async readStream(streamId: string, options: { fromVersion?: number; limit?: number } = {}): Promise<{ events: StoredEvent[]; nextVersion?: number }> {
@@ -195,11 +222,14 @@ const cancellationError = (error: unknown, roles: ItemRole[]): unknown => {
   const vm = failed.find(({ role }) => role.role === 'vm');
   if (vm && vm.role.role === 'vm') {
     const old = vm.r.Item ? unmarshall(vm.r.Item) : {};
-    const { vmId, devs, maxDevices, userId } = vm.role;
+    const { vmId, devs, maxDevices, userId, vmState } = vm.role;
+    const running = old.state === 'running';
     const reason =
       devs.length === 0
         ? 'not_held'
-        : userId !== undefined && old.userId !== undefined && old.userId !== userId
+        : vmState !== undefined && running !== (vmState === 'running')
+          ? 'vm_state'
+          : userId !== undefined && old.userId !== undefined && old.userId !== userId
         ? 'other_owner'
         : devs.some((dev) => old[`dev#${dev}`] !== undefined) || typeof old.deviceCount !== 'number' || old.deviceCount < maxDevices
             ? 'taken'

@@ -62,7 +62,7 @@ export interface QuotaUpdate {
 
 /** The ledger item updates of a command step (at most one user's item per step). */
 export const quotaUpdates = (effects: StepEffects): QuotaUpdate[] => {
-  const { reserve, grow, release } = effects.quota ?? {};
+  const { reserve, grow, release, shrink } = effects.quota ?? {};
   const updates: QuotaUpdate[] = [];
   if (reserve) {
     const { userId, imageId, sizeMb, limitMb } = reserve;
@@ -93,6 +93,20 @@ export const quotaUpdates = (effects: StepEffects): QuotaUpdate[] => {
         ConditionExpression: `#img = :from AND ${limit.condition}`,
         ExpressionAttributeNames: { '#img': imageAttr(imageId) },
         ExpressionAttributeValues: { ':from': fromMb, ':to': toMb, ':diff': toMb - fromMb, ...limit.values },
+      },
+    });
+  }
+  if (shrink) {
+    const { userId, imageId, fromMb, toMb } = shrink;
+    if (!Number.isSafeInteger(toMb) || toMb >= fromMb || toMb < 0) throw new RangeError(`bad shrink ${fromMb} -> ${toMb}`);
+    updates.push({
+      userId,
+      limitMb: Number.POSITIVE_INFINITY,
+      expression: {
+        UpdateExpression: 'SET #img = :to, usedMb = usedMb - :diff',
+        ConditionExpression: '#img = :from',
+        ExpressionAttributeNames: { '#img': imageAttr(imageId) },
+        ExpressionAttributeValues: { ':from': fromMb, ':to': toMb, ':diff': fromMb - toMb },
       },
     });
   }

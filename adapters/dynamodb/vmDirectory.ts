@@ -49,6 +49,7 @@ export interface VmUpdate {
   devs: string[];
   maxDevices: number;
   userId?: number;
+  vmState?: 'running' | 'not-running';
   expression: {
     UpdateExpression: string;
     ConditionExpression: string;
@@ -81,6 +82,12 @@ export const vmUpdates = (effects: StepEffects, now: string): VmUpdate[] => {
       conditions.push(`attribute_not_exists(#c${i})`);
     });
     const first = claims[0];
+    const vmState = claims.find((c) => c.vmState)?.vmState;
+    if (vmState) {
+      names['#state'] = 'state';
+      values[':running'] = 'running';
+      conditions.push(vmState === 'running' ? '#state = :running' : '(attribute_not_exists(#state) OR #state <> :running)');
+    }
     if (first) {
       values[':u'] = first.userId;
       values[':room'] = first.maxDevices - claims.length;
@@ -98,6 +105,7 @@ export const vmUpdates = (effects: StepEffects, now: string): VmUpdate[] => {
       devs: claims.map((c) => c.dev),
       maxDevices: first?.maxDevices ?? 0,
       ...(first ? { userId: first.userId } : {}),
+      ...(vmState ? { vmState } : {}),
       expression: {
         UpdateExpression: `SET ${sets.join(', ')}${removes.length ? ` REMOVE ${removes.join(', ')}` : ''}`,
         ConditionExpression: conditions.join(' AND '),
@@ -173,11 +181,11 @@ export class DynamoVmDirectory implements VmDirectory {
           UpdateExpression:
             'SET #state = :state, hostId = :host, #domain = :domain, stateTime = :t, userId = :u, vmId = :vm, deviceCount = if_not_exists(deviceCount, :zero)' +
             (stop ? ', stopReason = :reason' : ' REMOVE stopReason'),
-          // Redelivered (equal time) and older events change nothing; a stop counts only
-          // from the host the VM is recorded on (after a migration the old host may report late).
-          ConditionExpression: stop
-            ? '(attribute_not_exists(stateTime) OR stateTime < :t) AND (attribute_not_exists(hostId) OR hostId = :host)'
-            : 'attribute_not_exists(stateTime) OR stateTime < :t',
+          // Ordered by the hosts' times only, whichever host sent it: redelivered (equal
+          // time) and older events change nothing. (A stop was once also required to come
+          // from the recorded host; after a migration, the new host's stop delivered before
+          // its own `running` was then dropped, and that older `running` applied.)
+          ConditionExpression: 'attribute_not_exists(stateTime) OR stateTime < :t',
           ExpressionAttributeNames: { '#state': 'state', '#domain': 'domain' },
           ExpressionAttributeValues: {
             ':state': change.state,

@@ -6,6 +6,7 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { attachIdAt, handleCommand } from '../../application/commandHandling';
+import { candidateDevices } from '../../domain/devices';
 import { createImage, type ServiceDeps } from '../../application/storageImages';
 import type { AttachedDisk } from '../../application/ports';
 import type { VmRecord } from '../../application/storePorts';
@@ -127,7 +128,11 @@ export const userCtx = (deps: ServiceDeps, userId: number): CommandContext => ({
 export const requestAttach = async (deps: ServiceDeps, imageId: number, vmId: number, dev: string, userId: number): Promise<string> => {
   const loaded = await deps.events.load(streamIdOf(imageId));
   const attachId = attachIdAt(imageId, loaded);
-  await handleCommand(deps, imageId, { type: 'RequestHotAttach', vm: { vmId, userId, running: true }, diskDev: dev, attachId }, userCtx(deps, userId), {
+  // The decider takes the first free device: the ones before `dev` count as taken.
+  const bus = loaded.state.status === 'none' ? 'virtio' : loaded.state.image.diskController;
+  const candidates = candidateDevices(bus);
+  const devicesTaken = candidates.slice(0, candidates.indexOf(dev));
+  await handleCommand(deps, imageId, { type: 'RequestHotAttach', vm: { vmId, userId, running: true }, devicesTaken, maxDisks: deps.config.maxDisksPerVm, attachId }, userCtx(deps, userId), {
     loaded,
     effects: () => ({ claims: [{ vmId, userId, dev, imageId, attachId, maxDevices: deps.config.maxDisksPerVm }] }),
   });

@@ -109,7 +109,14 @@ const edit = (over: Omit<Extract<StorageImageCommand, { type: 'EditStorageImage'
 const running = (over: Partial<VmView> = {}): VmView => ({ vmId: VM, userId: OWNER, running: true, ...over });
 const notRunning = (over: Partial<VmView> = {}): VmView => running({ running: false, ...over });
 /** `null` stands for a VM the directory does not know (a default parameter would swallow `undefined`). */
-const hotAttach = (vm: VmView | null = running(), diskDev = 'vdb', attachId = ATTACH): StorageImageCommand => ({ type: 'RequestHotAttach', vm: vm ?? undefined, diskDev, attachId });
+/** `taken`: the VM's devices in use; the decider picks the first free one. */
+const hotAttach = (vm: VmView | null = running(), taken: readonly string[] = [], attachId = ATTACH, maxDisks = 10): StorageImageCommand => ({
+  type: 'RequestHotAttach',
+  vm: vm ?? undefined,
+  devicesTaken: taken,
+  maxDisks,
+  attachId,
+});
 const confirm = (attachId = ATTACH): StorageImageCommand => ({ type: 'ConfirmAttach', attachId });
 const failAttach = (attachId = ATTACH, reason = 'virsh failed'): StorageImageCommand => ({ type: 'FailAttach', attachId, reason });
 const atBoot = (vm: VmView | null = notRunning(), diskDev = 'sdb', vmId = VM, attachId = ATTACH): StorageImageCommand => ({
@@ -119,8 +126,9 @@ const atBoot = (vm: VmView | null = notRunning(), diskDev = 'sdb', vmId = VM, at
   diskDev,
   attachId,
 });
-const detach = (vmId?: number): StorageImageCommand => (vmId === undefined ? { type: 'Detach' } : { type: 'Detach', vmId });
-const vmStopped = (vmId = VM): StorageImageCommand => ({ type: 'DetachStoppedVm', vmId });
+/** A detach of the attachment `attachId` (the one the caller read). */
+const detach = (attachId = ATTACH): StorageImageCommand => ({ type: 'Detach', attachId });
+const vmStopped = (vmId = VM, stoppedAt?: string): StorageImageCommand => ({ type: 'DetachStoppedVm', vmId, ...(stoppedAt ? { stoppedAt } : {}) });
 const REVOKE: StorageImageCommand = { type: 'RevokeStorageImage' };
 const MARK_READY: StorageImageCommand = { type: 'MarkDiskReady', storage: 'default' };
 const MARK_FAILED: StorageImageCommand = { type: 'MarkDiskFailed', reason: 'mkfs failed' };
@@ -153,7 +161,7 @@ describe('ownership: storage images are private (image_permission); admin and sy
     given(ATTACHED).when(detach(), asAdmin).then([{ type: 'StorageImageDetached', data: { vmId: VM, diskDev: 'vdb', attachId: ATTACH }, cause: adminCause }]);
   });
   test('the system may act on any image', () => {
-    given(ADDING).when(MARK_READY, asDiskWorker).then([{ type: 'StorageImageDiskReady', data: { storage: 'default' }, cause: diskCause }]);
+    given(ADDING).when(MARK_READY, asDiskWorker).then([{ type: 'StorageImageDiskReady', data: { storage: 'default', opId: 'image-1@1' }, cause: diskCause }]);
     given(ATTACHED).when(vmStopped(), asSystem).then([{ type: 'StorageImageDetached', data: { vmId: VM, diskDev: 'vdb', attachId: ATTACH }, cause: stopCause }]);
   });
 });
@@ -273,10 +281,10 @@ describe('create: size (image_invalid_size)', () => {
 
 describe('disk file: MarkDiskReady / MarkDiskFailed only from adding; repeats change nothing', () => {
   test('ready: adding -> ok', () => {
-    given(ADDING).when(MARK_READY, asDiskWorker).then([{ type: 'StorageImageDiskReady', data: { storage: 'default' }, cause: diskCause }]);
+    given(ADDING).when(MARK_READY, asDiskWorker).then([{ type: 'StorageImageDiskReady', data: { storage: 'default', opId: 'image-1@1' }, cause: diskCause }]);
   });
   test('failed: adding -> failed, with the reason', () => {
-    given(ADDING).when(MARK_FAILED, asDiskWorker).then([{ type: 'StorageImageDiskFailed', data: { reason: 'mkfs failed' }, cause: diskCause }]);
+    given(ADDING).when(MARK_FAILED, asDiskWorker).then([{ type: 'StorageImageDiskFailed', data: { reason: 'mkfs failed', opId: 'image-1@1' }, cause: diskCause }]);
   });
   test('a repeated MarkDiskReady is a no-op', () => {
     given(OK).when(MARK_READY, asDiskWorker).thenNothing();
@@ -345,10 +353,10 @@ describe('edit: name, description, controller while ok or adding (image_edit oth
 
 describe('hot attach (RequestHotAttach)', () => {
   test('a running VM of the owner and a virtio disk: the device is claimed', () => {
-    given(OK).when(hotAttach(running(), 'vdb'), asOwner).then([{ type: 'StorageImageAttachRequested', data: { vmId: VM, diskDev: 'vdb', attachId: ATTACH }, cause: ownerCause }]);
+    given(OK).when(hotAttach(running(), []), asOwner).then([{ type: 'StorageImageAttachRequested', data: { vmId: VM, diskDev: 'vdb', attachId: ATTACH }, cause: ownerCause }]);
   });
   test('usb is live-capable too', () => {
-    given(okOn('usb')).when(hotAttach(running(), 'sdb'), asOwner).then([{ type: 'StorageImageAttachRequested', data: { vmId: VM, diskDev: 'sdb', attachId: ATTACH }, cause: ownerCause }]);
+    given(okOn('usb')).when(hotAttach(running(), []), asOwner).then([{ type: 'StorageImageAttachRequested', data: { vmId: VM, diskDev: 'sdb', attachId: ATTACH }, cause: ownerCause }]);
   });
   test('unknown VM is vm_get', () => {
     given(OK).when(hotAttach(null), asOwner).thenFails('vm_get');
@@ -363,14 +371,14 @@ describe('hot attach (RequestHotAttach)', () => {
     given(OK).when(hotAttach(notRunning()), asOwner).thenFails('storage_image_attach', new RegExp(`POST /vms/${VM}/disks`));
   });
   test.each(['scsi', 'ide', 'sata'] as const)('a %s disk cannot be hot plugged (storage_image_attach)', (controller) => {
-    given(okOn(controller)).when(hotAttach(running(), 'sdb'), asOwner).thenFails('storage_image_attach', /virtio and usb/);
+    given(okOn(controller)).when(hotAttach(running(), []), asOwner).thenFails('storage_image_attach', /virtio and usb/);
   });
   test('already attached is image_attached', () => {
-    given(ATTACHED).when(hotAttach(running(), 'vdc'), asOwner).thenFails('image_attached', /attached to this VM/);
-    given(ATTACHED).when(hotAttach(running({ vmId: 6 }), 'vdb'), asOwner).thenFails('image_attached', /another VM/);
+    given(ATTACHED).when(hotAttach(running(), ['vdb']), asOwner).thenFails('image_attached', /attached to this VM/);
+    given(ATTACHED).when(hotAttach(running({ vmId: 6 }), []), asOwner).thenFails('image_attached', /another VM/);
   });
   test('being attached is image_attached', () => {
-    given(ATTACHING).when(hotAttach(running(), 'vdc'), asOwner).thenFails('image_attached', /being attached/);
+    given(ATTACHING).when(hotAttach(running(), ['vdb']), asOwner).thenFails('image_attached', /being attached/);
   });
   test('state adding is storage_image_attach', () => {
     given(ADDING).when(hotAttach(), asOwner).thenFails('storage_image_attach', /adding/);
@@ -383,12 +391,12 @@ describe('hot attach (RequestHotAttach)', () => {
   });
   test('an image detached after a failed attach can be attached again', () => {
     given([...ATTACHING, attachFailed()])
-      .when(hotAttach(running(), 'vdb', 'image-1@5'), asOwner)
+      .when(hotAttach(running(), [], 'image-1@5'), asOwner)
       .then([{ type: 'StorageImageAttachRequested', data: { vmId: VM, diskDev: 'vdb', attachId: 'image-1@5' }, cause: ownerCause }]);
   });
   test('an image detached can be attached again', () => {
     given([...ATTACHED, detached()])
-      .when(hotAttach(running(), 'vdc', 'image-1@6'), asOwner)
+      .when(hotAttach(running(), ['vdb'], 'image-1@6'), asOwner)
       .then([{ type: 'StorageImageAttachRequested', data: { vmId: VM, diskDev: 'vdc', attachId: 'image-1@6' }, cause: ownerCause }]);
   });
 });
@@ -474,21 +482,19 @@ describe('AttachAtBoot: any bus, for a VM not running (or not yet known); refuse
 
 describe('detach (storage_image_detach when it fails)', () => {
   test('an attached image is detached from its VM and device', () => {
-    given(ATTACHED).when(detach(VM), asOwner).then([{ type: 'StorageImageDetached', data: { vmId: VM, diskDev: 'vdb', attachId: ATTACH }, cause: ownerCause }]);
-  });
-  test('without a VM id, from the VM it is on', () => {
-    given(ATTACHED).when(detach(), asOwner).then([{ type: 'StorageImageDetached', data: { vmId: VM, diskDev: 'vdb', attachId: ATTACH }, cause: ownerCause }]);
+    given(ATTACHED).when(detach(ATTACH), asOwner).then([{ type: 'StorageImageDetached', data: { vmId: VM, diskDev: 'vdb', attachId: ATTACH }, cause: ownerCause }]);
   });
   test('a boot-attached image can be detached', () => {
     given([...OK, attached(VM, 'sdb', 'boot')]).when(detach(), asOwner).then([{ type: 'StorageImageDetached', data: { vmId: VM, diskDev: 'sdb', attachId: ATTACH }, cause: ownerCause }]);
   });
-  test('not attached is storage_image_detach', () => {
-    given(OK).when(detach(), asOwner).thenFails('storage_image_detach', /not attached/);
-    given(ADDING).when(detach(), asOwner).thenFails('storage_image_detach');
-    given(REVOKED).when(detach(), asOwner).thenFails('storage_image_detach');
+  test('pinned to the attachment it names: one that ended changes nothing (the attachment it unplugged is gone)', () => {
+    given(OK).when(detach(), asOwner).thenNothing();
+    given(ADDING).when(detach(), asOwner).thenNothing();
+    given(REVOKED).when(detach(), asOwner).thenNothing();
+    given([...ATTACHED, detached()]).when(detach(), asOwner).thenNothing();
   });
-  test('only from the VM it is on (storage_image_detach)', () => {
-    given(ATTACHED).when(detach(6), asOwner).thenFails('storage_image_detach', /VM 6/);
+  test('a detach that lost a race never ends a newer attachment of the image (another device, another attach id)', () => {
+    given([...ATTACHED, detached(), attachRequested(VM, 'vdc', 'image-1@6'), attached(VM, 'vdc', 'hot', 'image-1@6')]).when(detach(ATTACH), asOwner).thenNothing();
   });
   test('an attach in progress is storage_image_detach', () => {
     given(ATTACHING).when(detach(), asOwner).thenFails('storage_image_detach', /in progress/);
@@ -507,6 +513,11 @@ describe('VM stopped (DetachStoppedVm): records only, system cause vm-stopped', 
   });
   test('a repeat is a no-op', () => {
     given([...ATTACHED, detached()]).when(vmStopped(), asSystem).thenNothing();
+  });
+  test('a late stop detaches nothing attached after it (the VM started again; its disks are newer)', () => {
+    const attachedLater = [...OK, { ...attachRequested(), time: LATER }, { ...attached(), time: LATER }];
+    given(attachedLater).when(vmStopped(VM, NOW), asSystem).thenNothing();
+    given(ATTACHED).when(vmStopped(VM, LATER), asSystem).then([{ type: 'StorageImageDetached', data: { vmId: VM, diskDev: 'vdb', attachId: ATTACH }, cause: stopCause }]);
   });
   test('an attach in progress becomes AttachFailed', () => {
     given(ATTACHING)
@@ -576,8 +587,8 @@ describe('evolve: the state after each event', () => {
     expect(initialState()).toEqual({ status: 'none' });
     expect(fold([])).toEqual({ status: 'none' });
   });
-  test('Created -> adding, creationDate is the event time', () => {
-    expect(evolve(initialState(), created())).toEqual({ status: 'adding', image });
+  test("Created -> adding, creationDate is the event time; the disk file's operation is the Created (version 1)", () => {
+    expect(evolve(initialState(), created())).toEqual({ status: 'adding', image, fileOp: 'image-1@1' });
   });
   test('DiskReady -> ok, detached', () => {
     expect(fold(OK)).toEqual({ status: 'ok', image, attachment: null });
@@ -595,6 +606,7 @@ describe('evolve: the state after each event', () => {
     expect(fold([...ADDING, edited({ description: 'd', diskController: 'scsi' })])).toEqual({
       status: 'adding',
       image: { ...image, description: 'd', diskController: 'scsi' },
+      fileOp: 'image-1@1',
     });
   });
   test('Edited while attached keeps the attachment', () => {
@@ -743,8 +755,12 @@ describe('create and edit: text must be well-formed', () => {
 const asForcingAdmin = ctx({ kind: 'admin', userId: ADMIN, reason: 'forced' });
 const forcedCause = { kind: 'admin' as const, userId: ADMIN, reason: 'forced' };
 const FORCE_REVOKE: StorageImageCommand = { type: 'ForceRevokeStorageImage' };
-const RETRY: StorageImageCommand = { type: 'RetryDiskFile' };
-const resize = (sizeMb: number): StorageImageCommand => ({ type: 'ResizeStorageImage', sizeMb });
+const RETRY: StorageImageCommand = { type: 'RetryDiskFile', opId: 'image-1@3' };
+const RESIZE_OP = 'image-1@3';
+const resize = (sizeMb: number, opId = RESIZE_OP): StorageImageCommand => ({ type: 'RequestResize', sizeMb, opId });
+const completeResize = (opId = RESIZE_OP): StorageImageCommand => ({ type: 'CompleteResize', opId });
+const failResize = (opId = RESIZE_OP): StorageImageCommand => ({ type: 'FailResize', opId, reason: 'no room' });
+const resizeRequested = (fromMb: number, toMb: number, opId = RESIZE_OP): NewEvent => ({ type: 'StorageImageResizeRequested', data: { opId, fromMb, toMb }, time: NOW, cause: ownerCause });
 
 describe('force revoke (admin repair): any state but attached', () => {
   test('a failed and a stuck adding image are revoked, marked forced', () => {
@@ -766,10 +782,18 @@ describe('force revoke (admin repair): any state but attached', () => {
 
 describe('disk retry (admin repair)', () => {
   test('a failed or adding image goes back to adding', () => {
-    given(FAILED).when(RETRY, asAdmin).then([{ type: 'StorageImageDiskRetried', data: { from: 'failed' }, cause: adminCause }]);
-    given(ADDING).when(RETRY, asAdmin).then([{ type: 'StorageImageDiskRetried', data: { from: 'adding' }, cause: adminCause }]);
-    given([...FAILED, { type: 'StorageImageDiskRetried', data: { from: 'failed' }, time: NOW, cause: adminCause }]).when(MARK_READY, asDiskWorker).then([
-      { type: 'StorageImageDiskReady', data: { storage: 'default' }, cause: diskCause },
+    given(FAILED).when(RETRY, asAdmin).then([{ type: 'StorageImageDiskRetried', data: { from: 'failed', opId: 'image-1@3' }, cause: adminCause }]);
+    given(ADDING).when(RETRY, asAdmin).then([{ type: 'StorageImageDiskRetried', data: { from: 'adding', opId: 'image-1@3' }, cause: adminCause }]);
+    given([...FAILED, { type: 'StorageImageDiskRetried', data: { from: 'failed', opId: 'image-1@3' }, time: NOW, cause: adminCause }]).when(MARK_READY, asDiskWorker).then([
+      { type: 'StorageImageDiskReady', data: { storage: 'default', opId: 'image-1@3' }, cause: diskCause },
+    ]);
+  });
+  test("pinned: a slow outcome of Created's try changes nothing once a retry began; the retry's own outcome counts", () => {
+    const retried = [...ADDING, { type: 'StorageImageDiskRetried' as const, data: { from: 'adding' as const, opId: 'image-1@2' }, time: NOW, cause: adminCause }];
+    given(retried).when({ type: 'MarkDiskReady', storage: 'default', opId: 'image-1@1' }, asDiskWorker).thenNothing();
+    given(retried).when({ type: 'MarkDiskFailed', reason: 'late', opId: 'image-1@1' }, asDiskWorker).thenNothing();
+    given(retried).when({ type: 'MarkDiskReady', storage: 'default', opId: 'image-1@2' }, asDiskWorker).then([
+      { type: 'StorageImageDiskReady', data: { storage: 'default', opId: 'image-1@2' }, cause: diskCause },
     ]);
   });
   test('ok or revoked: image_retry; the owner: admin_required', () => {
@@ -793,12 +817,41 @@ describe('force detach (admin repair): records only', () => {
   });
 });
 
-describe('resize: larger only, ok images, attached only on virtio', () => {
-  test('a detached image grows; the event says from and to', () => {
-    given(OK).when(resize(200), asOwner).then([{ type: 'StorageImageResized', data: { fromMb: 100, toMb: 200 }, cause: ownerCause }]);
+describe('resize: larger only, ok images, attached only on virtio; intent first, outcome pinned', () => {
+  test('a detached image: the intent says from and to (the quota grows with it), before any host grows', () => {
+    given(OK).when(resize(200), asOwner).then([{ type: 'StorageImageResizeRequested', data: { opId: RESIZE_OP, fromMb: 100, toMb: 200 }, cause: ownerCause }]);
+  });
+  test('the outcome of that resize: Resized; one naming another resize is refused and changes nothing', () => {
+    const open = [...OK, resizeRequested(100, 200)];
+    given(open).when(completeResize(), asOwner).then([{ type: 'StorageImageResized', data: { fromMb: 100, toMb: 200, opId: RESIZE_OP }, cause: ownerCause }]);
+    given(open).when(completeResize('image-1@9'), asOwner).thenFails('image_resize', /not in progress/);
+    given(open).when(failResize(), asOwner).then([{ type: 'StorageImageResizeFailed', data: { opId: RESIZE_OP, fromMb: 100, toMb: 200, reason: 'no room' }, cause: ownerCause }]);
+    given(open).when(failResize('image-1@9'), asOwner).thenNothing();
+    given(OK).when(failResize(), asOwner).thenNothing();
+  });
+  test('while a resize is open: another resize, an attach and a revoke wait; the same resize again changes nothing (a retry)', () => {
+    const open = [...OK, resizeRequested(100, 200)];
+    given(open).when(resize(300, 'image-1@4'), asOwner).thenFails('image_resize', /in progress/);
+    given(open).when(resize(200, 'image-1@4'), asOwner).thenNothing();
+    given(open).when(hotAttach(), asOwner).thenFails('storage_image_attach', /resize/);
+    given(open).when(atBoot(), asOwner).thenFails('storage_image_attach', /resize/);
+    given(open).when(REVOKE, asOwner).thenFails('image_delete', /resize/);
+    given(open).when(FORCE_REVOKE, asForcingAdmin).thenFails('image_delete', /resize/);
+  });
+  test('evolve: the intent keeps the size; Resized sets it and ends the operation; ResizeFailed ends it, size kept', () => {
+    const open = fold([...OK, resizeRequested(100, 200)]);
+    expect(open).toMatchObject({ status: 'ok', image: { sizeMb: 100 }, operation: { type: 'resize', opId: RESIZE_OP, toMb: 200 } });
+    const done = fold([...OK, resizeRequested(100, 200), { type: 'StorageImageResized', data: { fromMb: 100, toMb: 200, opId: RESIZE_OP }, time: NOW, cause: ownerCause }]);
+    expect(done.status === 'ok' && [done.image.sizeMb, done.operation]).toEqual([200, undefined]);
+    const failed = fold([...OK, resizeRequested(100, 200), { type: 'StorageImageResizeFailed', data: { opId: RESIZE_OP, fromMb: 100, toMb: 200, reason: 'x' }, time: NOW, cause: ownerCause }]);
+    expect(failed.status === 'ok' && [failed.image.sizeMb, failed.operation]).toEqual([100, undefined]);
+  });
+  test('a VM stop during a live resize keeps the operation open (records-only detach)', () => {
+    const state = fold([...ATTACHED, resizeRequested(100, 200), detached()]);
+    expect(state).toMatchObject({ status: 'ok', attachment: null, operation: { opId: RESIZE_OP } });
   });
   test('an attached virtio image grows (live); other buses: image_attached; an attach in progress: image_attached', () => {
-    given(ATTACHED).when(resize(200), asOwner).then([{ type: 'StorageImageResized', data: { fromMb: 100, toMb: 200 }, cause: ownerCause }]);
+    given(ATTACHED).when(resize(200), asOwner).then([{ type: 'StorageImageResizeRequested', data: { opId: RESIZE_OP, fromMb: 100, toMb: 200 }, cause: ownerCause }]);
     given([created({ diskController: 'sata' }), ready, attached(VM, 'sdb', 'boot')]).when(resize(200), asOwner).thenFails('image_attached');
     given(ATTACHING).when(resize(200), asOwner).thenFails('image_attached');
   });
@@ -813,7 +866,7 @@ describe('resize: larger only, ok images, attached only on virtio', () => {
     given(REVOKED).when(resize(200), asOwner).thenFails('image_resize');
     given(OK).when(resize(200), asStranger).thenFails('image_permission');
   });
-  test('evolve: the new size is the image size', () => {
+  test('evolve: an old Resized (no intent, written before resizes were sagas) sets the size', () => {
     const state = fold([...OK, { type: 'StorageImageResized', data: { fromMb: 100, toMb: 200 }, time: NOW, cause: ownerCause }]);
     expect(state.status === 'ok' && state.image.sizeMb).toBe(200);
   });
