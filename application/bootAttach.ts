@@ -43,7 +43,8 @@ export const attachAtBoot = async (deps: ServiceDeps, vmId: number, userId: numb
       const stateAfter = evolve(state, event);
       appends.push({ streamId: streamIdOf(imageId), expectedVersion: stream.version, event, stateAfter });
       // "Not running" is checked in the write's condition too: a VM that starts meanwhile cancels it.
-      effects.claims.push({ vmId, userId, dev: diskDev, imageId, attachId, maxDevices: deps.config.maxDisksPerVm, vmState: 'not-running' });
+      const vmTime = vm?.stateTime === undefined ? {} : { vmTime: vm.stateTime };
+      effects.claims.push({ vmId, userId, dev: diskDev, imageId, attachId, maxDevices: deps.config.maxDisksPerVm, vmState: 'not-running', ...vmTime });
       views.push(viewOf(stateAfter, stream.version + 1));
     });
     if (appends.length === 0) return views;

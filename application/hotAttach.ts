@@ -53,7 +53,8 @@ export const attachImage = async (deps: ServiceDeps, imageId: number, vmId: numb
           effects: ({ event, after }) => {
             const { diskDev } = eventOf(event, 'StorageImageAttachRequested').data;
             const userId = after.status === 'none' ? 0 : after.image.userId;
-            return { claims: [{ vmId, userId, dev: diskDev, imageId, attachId, maxDevices: deps.config.maxDisksPerVm, vmState: 'running' }] };
+            const vmTime = vm?.stateTime === undefined ? {} : { vmTime: vm.stateTime };
+            return { claims: [{ vmId, userId, dev: diskDev, imageId, attachId, maxDevices: deps.config.maxDisksPerVm, vmState: 'running', ...vmTime }] };
           },
         },
       );

@@ -114,6 +114,8 @@ export interface StepEffects {
     maxDevices: number;
     /** The VM's recorded state the claim requires, in the write's condition: a hot attach `running`, a boot attach `not-running`. */
     vmState?: 'running' | 'not-running';
+    /** The VM's state time as read for this claim (DeviceClaim.vmTime). */
+    vmTime?: string;
   }[];
   /** Devices freed: only if that attach holds them. */
   releases?: { vmId: number; dev: string; attachId: string }[];
@@ -172,6 +174,8 @@ export interface DeviceClaim {
   /** The attach that holds the device (FOREIGN_DISK claims: `foreign`). */
   attachId: string;
   since: string; // ISO time the claim was taken; the reconciler ages stale claims by it
+  /** The VM's state time (host clock) as the claimer read it: a stop at or before it predates this attach, and leaves it. */
+  vmTime?: string;
 }
 
 export interface VmRecord {

@@ -30,9 +30,9 @@ export const detachAllInRecords = async (deps: ServiceDeps, vm: VmRecord): Promi
   const detached: number[] = [];
   for (const claim of Object.values(vm.devices)) {
     if (claim.imageId === FOREIGN_DISK) continue;
-    // Pinned to the stop's time: an attach recorded after it (the VM started again) stays.
-    const stop = { type: 'DetachStoppedVm' as const, vmId: vm.vmId, ...(vm.stateTime ? { stoppedAt: vm.stateTime } : {}) };
-    const result = await detachInRecords(deps, claim.imageId, stop, ctx);
+    // A claim made after this stop was recorded (a boot attach of the VM made again) is newer than it: kept.
+    if (claim.vmTime !== undefined && vm.stateTime !== undefined && claim.vmTime >= vm.stateTime) continue;
+    const result = await detachInRecords(deps, claim.imageId, { type: 'DetachStoppedVm', vmId: vm.vmId }, ctx);
     if (result.appended) detached.push(claim.imageId);
   }
   // Disks this service did not attach went with the domain: their claims too.

@@ -137,8 +137,8 @@ export type FailAttach = { type: 'FailAttach'; attachId: string; reason: string 
 export type AttachAtBoot = { type: 'AttachAtBoot'; vm: VmView | undefined; vmId: number; diskDev: string; attachId: string };
 /** Ends the attachment `attachId` (the one the caller read and unplugged), and no other. */
 export type Detach = { type: 'Detach'; attachId: string };
-/** The VM stopped at `stoppedAt` (absent: whenever): attachments made after that stay. */
-export type DetachStoppedVm = { type: 'DetachStoppedVm'; vmId: number; stoppedAt?: string };
+/** The VM stopped: its attachment (the stop's caller picks which, by the VM's claims) ends in the records. */
+export type DetachStoppedVm = { type: 'DetachStoppedVm'; vmId: number };
 export type RevokeStorageImage = { type: 'RevokeStorageImage' };
 /** Admin repair: revoke in any state but attached (failed, stuck adding included). */
 export type ForceRevokeStorageImage = { type: 'ForceRevokeStorageImage' };
@@ -342,11 +342,10 @@ const detach = (command: Detach, state: Existing, ctx: CommandContext): [Storage
   return [event('StorageImageDetached', { vmId, diskDev, attachId }, ctx)];
 };
 
-/** The VM is gone: detach in the records only. Repeats, other VMs and attachments made after the stop change nothing. */
+/** The VM is gone: detach in the records only. Repeats and other VMs change nothing. */
 const detachStoppedVm = (command: DetachStoppedVm, state: Existing, ctx: CommandContext): [StorageImageDetached | StorageImageAttachFailed] | [] => {
   const attachment = state.status === 'ok' ? state.attachment : null;
   if (!attachment || attachment.vmId !== command.vmId) return [];
-  if (command.stoppedAt !== undefined && Date.parse(attachment.since) > Date.parse(command.stoppedAt)) return [];
   const { vmId, diskDev, attachId } = attachment;
   if (attachment.phase === 'attaching') {
     return [event('StorageImageAttachFailed', { vmId, diskDev, reason: 'VM stopped during attach', attachId }, ctx)];

@@ -26,7 +26,12 @@ export const toVmRecord = (item: Record<string, unknown>): VmRecord => {
   for (const [name, value] of Object.entries(item)) {
     if (name.startsWith(DEVICE_PREFIX)) {
       const claim = value as DeviceClaim;
-      devices[name.slice(DEVICE_PREFIX.length)] = { imageId: claim.imageId, attachId: claim.attachId ?? 'legacy', since: claim.since };
+      devices[name.slice(DEVICE_PREFIX.length)] = {
+        imageId: claim.imageId,
+        attachId: claim.attachId ?? 'legacy',
+        since: claim.since,
+        ...(claim.vmTime !== undefined ? { vmTime: claim.vmTime } : {}),
+      };
     }
   }
   return {
@@ -77,7 +82,7 @@ export const vmUpdates = (effects: StepEffects, now: string): VmUpdate[] => {
     values[':vm'] = vmId;
     claims.forEach((c, i) => {
       names[`#c${i}`] = deviceAttr(c.dev);
-      values[`:c${i}`] = { imageId: c.imageId, attachId: c.attachId, since: now };
+      values[`:c${i}`] = { imageId: c.imageId, attachId: c.attachId, since: now, ...(c.vmTime !== undefined ? { vmTime: c.vmTime } : {}) };
       sets.push(`#c${i} = :c${i}`);
       conditions.push(`attribute_not_exists(#c${i})`);
     });
@@ -170,8 +175,19 @@ export class DynamoVmDirectory implements VmDirectory {
 
   async recordState(change: VmStateChange): Promise<{ applied: boolean; record: VmRecord }> {
     const time = normalizeTime(change.time);
-    // A migrated VM runs on, on its new host: the old host's stop changes nothing.
-    if (change.state === 'stopped' && change.reason === 'migrated') return { applied: false, record: await this.recordOf(change.vmId) };
+    // A migrated VM runs on, on its new host: the old host's stop never stops it, and
+    // no later stop from that host counts until the VM runs there again (`leftHosts`).
+    if (change.state === 'stopped' && change.reason === 'migrated') {
+      await this.doc.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: { pk: vmKey(change.vmId) },
+          UpdateExpression: 'ADD leftHosts :h SET userId = if_not_exists(userId, :u), vmId = :vm, deviceCount = if_not_exists(deviceCount, :zero)',
+          ExpressionAttributeValues: { ':h': new Set([change.hostId]), ':u': change.userId, ':vm': change.vmId, ':zero': 0 },
+        }),
+      );
+      return { applied: false, record: await this.recordOf(change.vmId) };
+    }
     const stop = change.state === 'stopped';
     try {
       const out = await this.doc.send(
@@ -180,12 +196,15 @@ export class DynamoVmDirectory implements VmDirectory {
           Key: { pk: vmKey(change.vmId) },
           UpdateExpression:
             'SET #state = :state, hostId = :host, #domain = :domain, stateTime = :t, userId = :u, vmId = :vm, deviceCount = if_not_exists(deviceCount, :zero)' +
-            (stop ? ', stopReason = :reason' : ' REMOVE stopReason'),
-          // Ordered by the hosts' times only, whichever host sent it: redelivered (equal
-          // time) and older events change nothing. (A stop was once also required to come
-          // from the recorded host; after a migration, the new host's stop delivered before
-          // its own `running` was then dropped, and that older `running` applied.)
-          ConditionExpression: 'attribute_not_exists(stateTime) OR stateTime < :t',
+            (stop ? ', stopReason = :reason' : ' REMOVE stopReason DELETE leftHosts :hs'),
+          // Ordered by the hosts' times, whichever host sent it: redelivered (equal time)
+          // and older events change nothing, and a stop from a host the VM migrated away
+          // from is dropped. (A stop was once required to come from the recorded host:
+          // after a migration, the new host's stop delivered before its own `running` was
+          // dropped, and that older `running` applied: the VM stayed "running".)
+          ConditionExpression: stop
+            ? '(attribute_not_exists(stateTime) OR stateTime < :t) AND NOT contains(leftHosts, :host)'
+            : 'attribute_not_exists(stateTime) OR stateTime < :t',
           ExpressionAttributeNames: { '#state': 'state', '#domain': 'domain' },
           ExpressionAttributeValues: {
             ':state': change.state,
@@ -195,7 +214,7 @@ export class DynamoVmDirectory implements VmDirectory {
             ':u': change.userId,
             ':vm': change.vmId,
             ':zero': 0,
-            ...(stop ? { ':reason': change.reason ?? 'stopped' } : {}),
+            ...(stop ? { ':reason': change.reason ?? 'stopped' } : { ':hs': new Set([change.hostId]) }),
           },
           ReturnValues: 'ALL_NEW',
         }),

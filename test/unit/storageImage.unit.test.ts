@@ -128,7 +128,7 @@ const atBoot = (vm: VmView | null = notRunning(), diskDev = 'sdb', vmId = VM, at
 });
 /** A detach of the attachment `attachId` (the one the caller read). */
 const detach = (attachId = ATTACH): StorageImageCommand => ({ type: 'Detach', attachId });
-const vmStopped = (vmId = VM, stoppedAt?: string): StorageImageCommand => ({ type: 'DetachStoppedVm', vmId, ...(stoppedAt ? { stoppedAt } : {}) });
+const vmStopped = (vmId = VM): StorageImageCommand => ({ type: 'DetachStoppedVm', vmId });
 const REVOKE: StorageImageCommand = { type: 'RevokeStorageImage' };
 const MARK_READY: StorageImageCommand = { type: 'MarkDiskReady', storage: 'default' };
 const MARK_FAILED: StorageImageCommand = { type: 'MarkDiskFailed', reason: 'mkfs failed' };
@@ -513,11 +513,6 @@ describe('VM stopped (DetachStoppedVm): records only, system cause vm-stopped', 
   });
   test('a repeat is a no-op', () => {
     given([...ATTACHED, detached()]).when(vmStopped(), asSystem).thenNothing();
-  });
-  test('a late stop detaches nothing attached after it (the VM started again; its disks are newer)', () => {
-    const attachedLater = [...OK, { ...attachRequested(), time: LATER }, { ...attached(), time: LATER }];
-    given(attachedLater).when(vmStopped(VM, NOW), asSystem).thenNothing();
-    given(ATTACHED).when(vmStopped(VM, LATER), asSystem).then([{ type: 'StorageImageDetached', data: { vmId: VM, diskDev: 'vdb', attachId: ATTACH }, cause: stopCause }]);
   });
   test('an attach in progress becomes AttachFailed', () => {
     given(ATTACHING)
