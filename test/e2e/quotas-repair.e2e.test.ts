@@ -236,7 +236,11 @@ describe('resize', () => {
     expect((await stack.rest('GET', `/storage-images/${made.body.id}`, { token: leaT })).body.sizeMb).toBe(30);
     expect(statSync(fileOf(lea, made.body.id)).size).toBe(30 * MiB);
     expect((await stack.rest('GET', '/quota', { token: leaT })).body.usedMb).toBe(30);
-    expect((await historyOf(made.body.id)).at(-1)?.type).toBe('StorageImageResized');
+    // Its intent reserved 10 MB more; the failed outcome gave them back.
+    expect((await historyOf(made.body.id)).slice(-2)).toMatchObject([
+      { type: 'StorageImageResizeRequested', data: { fromMb: 30, toMb: 40 } },
+      { type: 'StorageImageResizeFailed', data: { fromMb: 30, toMb: 40 } },
+    ]);
   });
 
   test('an attached non-virtio image is refused (image_attached); a failed image cannot grow (image_resize)', async () => {

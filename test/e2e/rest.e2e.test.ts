@@ -396,9 +396,13 @@ describe('revoke', () => {
     // Revoking again is a harmless retry (DELETE is idempotent): no second Revoked event.
     const again = await stack.rest('DELETE', `/storage-images/${image.id}`, { token: alice });
     expect(again.status).toBe(200);
-    expect(again.body).toMatchObject({ state: 'locked', version: revoked.body.version });
+    expect(again.body).toMatchObject({ state: 'locked' });
     const adminView = await stack.rest('GET', `/admin/storage-images/${image.id}`, { token: admin });
-    expect(adminView.body).toMatchObject({ state: 'locked', version: revoked.body.version });
+    expect(adminView.body).toMatchObject({ state: 'locked', version: again.body.version });
+    // One Revoked; after it at most the revoke's outcome (the file removed by the storage host).
+    const trail = (await stack.rest('GET', `/admin/storage-images/${image.id}/history`, { token: admin })).body.items.map((e: { type: string }) => e.type);
+    expect(trail.filter((t: string) => t === 'StorageImageRevoked')).toHaveLength(1);
+    expect(trail.slice(revoked.body.version)).toEqual(again.body.version > revoked.body.version ? ['StorageImageDiskFileRemoved'] : []);
   });
 
   test('an image still adding cannot be revoked (409 image_delete) and is left as it was', async () => {

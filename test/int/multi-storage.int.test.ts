@@ -69,7 +69,7 @@ test('the disk lands on the emptiest storage, recorded in DiskReady; attach, rec
   const { events } = await deps.events.readStream(streamIdOf(view.id));
   expect(events.map((e) => [e.type, e.data])).toEqual([
     ['StorageImageCreated', expect.anything()],
-    ['StorageImageDiskReady', { storage: chosen.id }],
+    ['StorageImageDiskReady', { storage: chosen.id, opId: `${streamIdOf(view.id)}@1` }],
   ]);
   const file = join(chosen.path, String(USER), String(view.id));
   expect(existsSync(file)).toBe(true);
