@@ -14,7 +14,6 @@
 import type { StorageImageEventType, StorageImageState } from '../domain/storageImage';
 import { operationIdOf } from '../domain/storageImage';
 import { DomainError } from '../domain/errors';
-import type { Decided } from './commandHandling';
 import type { OpenOperationRecord, StepEffects } from './storePorts';
 
 export interface HostOperation {
@@ -104,7 +103,11 @@ const SLOTS: readonly OperationSlot[] = ['file', 'resize', 'removeFile'];
  * slot the step opens, and removed for each it closes, in the same transaction, so the
  * reconciler's list is exactly the open intents (no crash leaves one out).
  */
-export const operationEffects = (imageId: number, decided: Decided, time: string): Pick<StepEffects, 'operations'> => {
+export const operationEffects = (
+  imageId: number,
+  decided: { before: StorageImageState; after: StorageImageState },
+  time: string,
+): Pick<StepEffects, 'operations'> => {
   const open: OpenOperationRecord[] = [];
   const close: { imageId: number; slot: OperationSlot }[] = [];
   for (const slot of SLOTS) {
