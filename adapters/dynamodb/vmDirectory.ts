@@ -177,15 +177,22 @@ export class DynamoVmDirectory implements VmDirectory {
     const time = normalizeTime(change.time);
     // A migrated VM runs on, on its new host: the old host's stop never stops it, and
     // no later stop from that host counts until the VM runs there again (`leftHosts`).
+    // Only when newer than the VM's state: a migrated stop delivered after the VM came
+    // back to that host (its newer `running`) must not drop the host's later stops.
     if (change.state === 'stopped' && change.reason === 'migrated') {
-      await this.doc.send(
-        new UpdateCommand({
-          TableName: this.tableName,
-          Key: { pk: vmKey(change.vmId) },
-          UpdateExpression: 'ADD leftHosts :h SET userId = if_not_exists(userId, :u), vmId = :vm, deviceCount = if_not_exists(deviceCount, :zero)',
-          ExpressionAttributeValues: { ':h': new Set([change.hostId]), ':u': change.userId, ':vm': change.vmId, ':zero': 0 },
-        }),
-      );
+      try {
+        await this.doc.send(
+          new UpdateCommand({
+            TableName: this.tableName,
+            Key: { pk: vmKey(change.vmId) },
+            UpdateExpression: 'ADD leftHosts :h SET userId = if_not_exists(userId, :u), vmId = :vm, deviceCount = if_not_exists(deviceCount, :zero)',
+            ConditionExpression: 'attribute_not_exists(stateTime) OR stateTime < :t',
+            ExpressionAttributeValues: { ':h': new Set([change.hostId]), ':u': change.userId, ':vm': change.vmId, ':zero': 0, ':t': time },
+          }),
+        );
+      } catch (e) {
+        if (!isConditionFailed(e)) throw e;
+      }
       return { applied: false, record: await this.recordOf(change.vmId) };
     }
     const stop = change.state === 'stopped';

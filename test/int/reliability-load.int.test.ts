@@ -243,7 +243,9 @@ test(`${VUS} virtual users on ${VMS} VMs for ${LOAD_SECONDS} s: nothing lost, no
         problems.push(`image ${id} v${e.version}: Detached by ${JSON.stringify(e.cause)}`);
       }
       if (e.type === 'StorageImageAttached' && (e.data as { mode?: string }).mode !== 'hot') problems.push(`image ${id}: boot attach under load`);
-      if (!['StorageImageCreated', 'StorageImageDiskReady', 'StorageImageAttachRequested', 'StorageImageAttached', 'StorageImageAttachFailed', 'StorageImageDetached', 'StorageImageRevoked'].includes(e.type)) {
+      // The disk-file reaction's outcome of a revoke comes only after it.
+      if (e.type === 'StorageImageDiskFileRemoved' && events[i - 1]?.type !== 'StorageImageRevoked') problems.push(`image ${id} v${e.version}: DiskFileRemoved not after Revoked`);
+      if (!['StorageImageCreated', 'StorageImageDiskReady', 'StorageImageAttachRequested', 'StorageImageAttached', 'StorageImageAttachFailed', 'StorageImageDetached', 'StorageImageRevoked', 'StorageImageDiskFileRemoved'].includes(e.type)) {
         problems.push(`image ${id}: unexpected ${e.type}`);
       }
     });

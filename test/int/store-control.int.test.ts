@@ -163,22 +163,29 @@ describe('VM state records', () => {
     ...(reason ? { reason } : {}),
   });
 
-  it('applies each event once and the newest wins, whatever the delivery order; stops count only from the recorded host', async () => {
+  it('applies each event once and the newest wins, whichever host sent it; a migrated stop never stops the VM, and the host it left stops nothing', async () => {
     const { stores } = dynamo();
     const vms = stores.vms;
     const r1 = await vms.recordState(change('running', 10));
     expect(r1.applied).toBe(true);
     expect(r1.record).toMatchObject({ vmId: 300, userId: USER, state: 'running', hostId: 'i-0abc', domain: 'vm-300-5', stateTime: at(10) });
     expect(await vms.recordState(change('running', 10))).toEqual({ applied: false, record: r1.record });
-    // A stop reported by another host (not where the VM runs) changes nothing.
-    expect((await vms.recordState(change('stopped', 20, 'mi-0def'))).applied).toBe(false);
-    // A migrated stop, even from the recorded host, never marks the VM stopped.
-    expect((await vms.recordState(change('stopped', 21, 'i-0abc', 'migrated'))).applied).toBe(false);
-    expect((await vms.recordState(change('stopped', 22))).applied).toBe(true);
-    const late = await vms.recordState(change('running', 15));
+    // Migrated to mi-0def at 20: the old host's stop never marks the VM stopped...
+    expect((await vms.recordState(change('stopped', 20, 'i-0abc', 'migrated'))).applied).toBe(false);
+    // ...and no later stop from the host it left counts.
+    expect((await vms.recordState(change('stopped', 21, 'i-0abc'))).applied).toBe(false);
+    // The new host's stop, delivered before that host's own `running`, counts: it is the newest.
+    const stopped = await vms.recordState(change('stopped', 30, 'mi-0def'));
+    expect(stopped).toMatchObject({ applied: true, record: { state: 'stopped', hostId: 'mi-0def', stateTime: at(30) } });
+    const late = await vms.recordState(change('running', 25, 'mi-0def'));
     expect(late.applied).toBe(false);
-    expect(late.record).toMatchObject({ state: 'stopped', hostId: 'i-0abc', stateTime: at(22), stopReason: 'stopped' });
-    expect((await vms.recordState({ ...change('running', 22), time: at(22).replace('.000Z', 'Z') })).applied).toBe(false);
+    expect(late.record).toMatchObject({ state: 'stopped', hostId: 'mi-0def', stateTime: at(30), stopReason: 'stopped' });
+    // The same time written another way is the same event.
+    expect((await vms.recordState({ ...change('stopped', 30, 'mi-0def'), time: at(30).replace('.000Z', 'Z') })).applied).toBe(false);
+    // Back on the first host: its stops count again, and the late migrated stop of 20 changes nothing.
+    expect((await vms.recordState(change('running', 40))).applied).toBe(true);
+    expect((await vms.recordState(change('stopped', 20, 'i-0abc', 'migrated'))).applied).toBe(false);
+    expect((await vms.recordState(change('stopped', 41))).record).toMatchObject({ state: 'stopped', hostId: 'i-0abc', stateTime: at(41) });
   });
 
   it('concurrent redeliveries and reorderings: applied at most once per time, final state the newest', async () => {
