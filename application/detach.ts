@@ -45,10 +45,14 @@ export const detachImage = async (deps: ServiceDeps, imageId: number, vmId: numb
   }
   const result = await detachInRecords(deps, imageId, { type: 'Detach', attachId: attachment.attachId }, ctx, loaded);
   if (!result.appended) {
-    // The attachment it unplugged ended meanwhile (a stop, another detach): nothing was changed.
+    // The attachment it unplugged ended meanwhile (a stop, another detach): this detach
+    // changed nothing, and says so, as a detach of a detached image does.
     deps.logger.info('detach: that attachment ended already; nothing changed', { imageId, attachId: attachment.attachId });
     const now = result.state.status === 'ok' ? result.state.attachment : null;
-    if (now) fail('storage_image_detach', 'The storage image was detached and attached again meanwhile; this detach changed nothing.');
+    fail(
+      'storage_image_detach',
+      now ? 'The storage image was detached and attached again meanwhile; this detach changed nothing.' : 'The storage image was detached meanwhile (its VM stopped, or another detach); this detach changed nothing.',
+    );
   }
   deps.metrics?.count('DetachSucceeded');
   return viewOf(result.state, result.version);
