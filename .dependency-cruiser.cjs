@@ -25,6 +25,13 @@ module.exports = {
       to: { path: '^local/' },
     },
     {
+      name: 'client-stands-alone',
+      comment: 'client/ is its own package for portal authors: it may use only itself and openapi-fetch (its one dependency), nothing of the service.',
+      severity: 'error',
+      from: { path: '^client/' },
+      to: { pathNot: ['^client/', 'node_modules/openapi-fetch/', 'node_modules/openapi-typescript-helpers/'] },
+    },
+    {
       name: 'no-circular',
       severity: 'error',
       from: {},
