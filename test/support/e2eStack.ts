@@ -51,6 +51,8 @@ export interface CallOptions {
 export interface E2eStack {
   url: string;
   dataDir: string;
+  /** The child's pid (tsx; its own process group): fault tests find the JVM below it. */
+  pid: number;
   /** Everything the child printed (stdout and stderr), for failure messages. */
   output(): string;
   token(userId: number, flags?: TokenFlags): Promise<string>;
@@ -159,6 +161,7 @@ export const startE2eStack = async (options: E2eStackOptions = {}): Promise<E2eS
   return {
     url,
     dataDir,
+    pid: child.pid!,
     output: () => output,
     token: (userId, flags = {}) => signLocalToken({ userId, ...flags }),
     putVmEvent: async (detail) => {
