@@ -5,7 +5,8 @@
  * strings the way the JWT authorizer passes them), and calls the same handlers.
  * `POST /_local/events` stands in for EventBridge PutEvents (local only, no token); it
  * speaks enough of the AWS JSON protocol for the SDK's and the CLI's PutEvents, and
- * refuses a request over EventBridge's 256 KB entry limit as the bus does.
+ * refuses a request over EventBridge's 256 KB entry limit as the bus does. `GET /docs`
+ * is the API page (apiDocs.ts).
  */
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -14,6 +15,7 @@ import type { APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
 import { routeKeyOf } from '../functions/shared/routeTable';
 import type { HttpEvent } from '../functions/shared/http';
 import { isCc1ApiPath, pathTrick, pathTrickMessage } from '../functions/shared/pathSafety';
+import { isApiDocsPath, serveApiDocs } from './apiDocs';
 import { apiGatewayRoute } from './apiGatewayRouting';
 import { verifyLocalToken } from './jwt';
 
@@ -161,6 +163,9 @@ export const startLocalApi = async (options: LocalApiOptions): Promise<LocalApi>
       const [status, code] = isCc1ApiPath(path) ? [404, 'not_found'] : [400, 'validation'];
       return send(res, status, { error: { code, message: pathTrickMessage(trick) } });
     }
+
+    // The API page (local only, no token): the OpenAPI in Swagger UI.
+    if (isApiDocsPath(path)) return serveApiDocs(res, method, path);
 
     // The SDK's PutEvents (AWS JSON 1.1: `X-Amz-Target: AWSEvents.PutEvents`) posts to its endpoint's
     // path plus `/`: `--endpoint-url <url>/_local/events` gives `/_local/events/`, `<url>` gives `/`.

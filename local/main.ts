@@ -25,6 +25,7 @@ const main = async () => {
   console.log(stack.hypervisor.sentence);
   console.log(`Tokens are HS256 JWTs signed with ${secret}: npm run token -- --user 42 [--admin] [--portal]`);
   console.log(`VM events: POST ${stack.url}/_local/events {"Entries":[{"Source":"cc1.hypervisor","DetailType":"VM State Change","Detail":"{...}"}]}`);
+  console.log(`API page: ${stack.url}/docs (the OpenAPI, browsable)`);
   console.log(`listening on ${stack.url}`);
   // A supervisor's stop: no new connections, requests in flight get CC1_DRAIN_SECONDS (default
   // 10) to answer, then the pollers and the database stop. A second signal stops at once.
