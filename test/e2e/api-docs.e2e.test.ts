@@ -28,11 +28,18 @@ const specRoutes = (): string[] => {
   );
 };
 
+const mode = chromiumSuiteMode();
+
 let stack: E2eStack;
+let browser: Browser | undefined;
 beforeAll(async () => {
-  stack = await startE2eStack();
+  // Both start at once: on a loaded 2-core machine each takes seconds.
+  [stack, browser] = await Promise.all([startE2eStack(), mode.run ? launchChromium() : undefined]);
+}, 90_000);
+afterAll(async () => {
+  await browser?.close();
+  await stack?.stop();
 });
-afterAll(() => stack?.stop());
 
 /** A GET with the path sent byte for byte (fetch would resolve `..` and `%2e` first). */
 const rawGet = (path: string): Promise<{ status: number; body: string }> =>
@@ -103,7 +110,6 @@ describe('GET /docs over HTTP', () => {
   });
 });
 
-const mode = chromiumSuiteMode();
 if (mode.missingInCi) {
   test('Chromium is available (required in CI)', () => {
     throw new Error(`CI is set but ${CHROMIUM_PATH} is not installed: .ci/run apt-installs Debian's chromium`);
@@ -111,14 +117,12 @@ if (mode.missingInCi) {
 }
 
 (mode.run ? describe : describe.skip)('GET /docs in headless Chromium', () => {
-  let browser: Browser;
   let page: Page;
   const offsite: string[] = [];
   const errors: string[] = [];
 
   beforeAll(async () => {
-    browser = await launchChromium();
-    page = await browser.newPage({ viewport: VIEWPORT });
+    page = await browser!.newPage({ viewport: VIEWPORT });
     // Offline by construction: a request to any other host is refused and recorded.
     const origin = new URL(stack.url).origin;
     await page.route('**/*', (route) => {
@@ -131,8 +135,7 @@ if (mode.missingInCi) {
     await page.goto(`${stack.url}/docs`, { waitUntil: 'load', timeout: 30_000 });
     // Rendered: Swagger UI has drawn one operation block per route (a condition, not a sleep).
     await page.waitForSelector('.opblock .opblock-summary-path', { timeout: 30_000 });
-  }, 90_000);
-  afterAll(() => browser?.close());
+  }, 60_000);
 
   test('lists every route of docs/openapi.yaml, and nothing else', async () => {
     const listed = await page.$$eval('.opblock', (blocks) =>
