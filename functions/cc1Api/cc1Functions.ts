@@ -56,9 +56,10 @@ export const cc1ImageDict = (view: ImageView) => ({
  * `objects.get(pk="12")` and `int(...)` accepted both, and CC1's web interface sends ids
  * straight from the URL as strings (src/wi/utils/views.py), its EC2 front end too.
  */
+export const CC1_INT_TEXT = /^\s*-?[0-9]{1,16}\s*$/;
 const cc1Int = <T>(schema: z.ZodMiniType<T, number>) =>
   z.pipe(
-    z.union([z.number(), z.pipe(z.string().check(z.regex(/^\s*-?[0-9]{1,16}\s*$/, 'expected an integer')), z.transform((text: string) => Number(text.trim())))]),
+    z.union([z.number(), z.pipe(z.string().check(z.regex(CC1_INT_TEXT, 'expected an integer')), z.transform((text: string) => Number(text.trim())))]),
     schema,
   );
 const cc1Id = cc1Int(id);

@@ -24,6 +24,7 @@ import { existsSync } from 'node:fs';
 import fc from 'fast-check';
 import { attachImage, createImage } from '../../application/storageImages';
 import { streamIdOf } from '../../domain/storageImage';
+import { CC1_INT_TEXT } from '../../functions/cc1Api/cc1Functions';
 import { ROUTES } from '../../functions/restApi/routes';
 import { routeKeyOf } from '../../functions/shared/routeTable';
 import { apiGatewayRoute } from '../../local/apiGatewayRouting';
@@ -284,7 +285,8 @@ const cc1Request = (prefix: 'user' | 'admin_cm', fn: string, spec: FieldSpec): f
         tokenKind,
         body,
         headers,
-        imageIds: typeof id === 'number' ? [id] : [],
+        // CC1 took ids as numbers or as integer text, spaces around it too (Python's int()).
+        imageIds: typeof id === 'number' ? [id] : typeof id === 'string' && CC1_INT_TEXT.test(id) ? [Number(id.trim())] : [],
       };
     });
 
