@@ -32,6 +32,13 @@ module.exports = {
       to: { pathNot: ['^client/', 'node_modules/openapi-fetch/', 'node_modules/openapi-typescript-helpers/'] },
     },
     {
+      name: 'bundles-read-no-scripts',
+      comment: 'adapters/ssm/documents/index.ts reads the .sh files from disk, which a Lambda bundle does not have: deployable runtime code imports ./definitions instead.',
+      severity: 'error',
+      from: { path: '^(domain|application|adapters|functions)/', pathNot: '^adapters/ssm/documents/' },
+      to: { path: '^adapters/ssm/documents/index\\.ts$' },
+    },
+    {
       name: 'no-circular',
       severity: 'error',
       from: {},

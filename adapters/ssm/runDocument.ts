@@ -11,14 +11,14 @@ import {
   type SSMClient,
 } from '@aws-sdk/client-ssm';
 import { HostCommandError } from '../../application/ports';
-import { EXIT, type SsmCommandDocument } from './documents';
+import { EXIT, type SsmCommandDocument } from './documents/definitions';
 
 export interface RunOptions {
   client: SSMClient;
   hostId: string;
   documentName: string;
   /** The document's definition, to check values against its allowedPatterns before sending. */
-  document: SsmCommandDocument;
+  document: Pick<SsmCommandDocument, 'parameters'>;
   parameters: Record<string, string>;
   /** What we are doing, for messages ("attach vdb to vm-1-2"). */
   what: string;

@@ -17,7 +17,7 @@ import type {
 } from '../../application/ports';
 import { HostCommandError } from '../../application/ports';
 import { DEFAULT_STORAGE, diskFilePath, storageOf, type StorageLocation } from '../../application/storageChoice';
-import { DEFAULT_DOCUMENT_NAMES, DOCUMENTS, type DocumentKey } from './documents';
+import { DEFAULT_DOCUMENT_NAMES, DEFINITIONS, type DocumentKey } from './documents/definitions';
 import { runDocument } from './runDocument';
 
 export interface SsmCommonConfig {
@@ -65,7 +65,7 @@ abstract class SsmRunner {
       client: this.common.client,
       hostId,
       documentName: this.names[key],
-      document: DOCUMENTS[key].content,
+      document: DEFINITIONS[key],
       parameters,
       what,
       timeoutMs: timeoutMs ?? this.common.timeoutMs ?? 30_000,

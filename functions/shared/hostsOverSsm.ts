@@ -5,7 +5,7 @@
  */
 import { SSMClient } from '@aws-sdk/client-ssm';
 import type { Hypervisor, StorageHost } from '../../application/ports';
-import type { DocumentKey } from '../../adapters/ssm/documents';
+import type { DocumentKey } from '../../adapters/ssm/documents/definitions';
 import { SsmHypervisor, SsmStorageHost } from '../../adapters/ssm/ssmHypervisor';
 import { diskFilePath } from '../../application/storageChoice';
 import { storagesOf, type RuntimeConfig } from './config';

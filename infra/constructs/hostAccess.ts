@@ -1,6 +1,6 @@
 import { Stack, Validations } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
-import type { DocumentKey } from '../../adapters/ssm/documents';
+import type { DocumentKey } from '../../adapters/ssm/documents/definitions';
 import { nagArn } from '../nag';
 import type { SsmDocuments } from './ssmDocuments';
 
